@@ -1,0 +1,13 @@
+//! The KMIP codec: TTLV primitives, the tag and enumeration tables, typed
+//! KMIP 1.0–2.1 messages, the XML and JSON encodings of TTLV and a redacting
+//! dump. No I/O, no clock: time is always an argument.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dump;
+pub mod tables;
+pub mod time;
+pub mod ttlv;
+
+pub use tables::Tag;
+pub use ttlv::{Error, ItemType, Limits, Ttlv, Value};

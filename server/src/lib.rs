@@ -1,0 +1,2 @@
+//! kmipd server (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! End-to-end test support for kmipd.
+#![forbid(unsafe_code)]
