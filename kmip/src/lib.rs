@@ -4,10 +4,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod dump;
+pub mod json;
+pub mod messages;
 pub mod tables;
 pub mod time;
 pub mod ttlv;
+pub mod xml;
 
+pub use codec::{Ctx, ProtocolVersion};
 pub use tables::Tag;
 pub use ttlv::{Error, ItemType, Limits, Ttlv, Value};

@@ -61,7 +61,10 @@ impl NameTable {
     /// The number for a name in any of the accepted spellings.
     /// The first (lowest) value wins when two names normalise alike.
     pub fn value_of(&self, name: &str) -> Option<u32> {
-        self.entries.iter().find(|(_, n)| same_name(n, name)).map(|(v, _)| *v)
+        self.entries
+            .iter()
+            .find(|(_, n)| same_name(n, name))
+            .map(|(v, _)| *v)
     }
 }
 
@@ -83,7 +86,10 @@ impl Tag {
     /// Parses a tag from its name (any spacing) or from `0x42xxxx` hex.
     pub fn from_name(name: &str) -> Option<Tag> {
         if let Some(hex) = name.strip_prefix("0x").or_else(|| name.strip_prefix("0X")) {
-            return u32::from_str_radix(hex, 16).ok().filter(|v| *v <= 0xFF_FFFF).map(Tag);
+            return u32::from_str_radix(hex, 16)
+                .ok()
+                .filter(|v| *v <= 0xFF_FFFF)
+                .map(Tag);
         }
         static BY_NAME: OnceLock<HashMap<String, u32>> = OnceLock::new();
         BY_NAME
@@ -102,7 +108,8 @@ impl Tag {
     /// The XML element name: the spec name without spaces, or `0x42xxxx`
     /// hex for unknown tags (the XML encoding writes those as `tag="0x..."`).
     pub fn xml_name(self) -> Option<String> {
-        self.name().map(|n| n.chars().filter(|c| !c.is_whitespace()).collect())
+        self.name()
+            .map(|n| n.chars().filter(|c| !c.is_whitespace()).collect())
     }
 }
 
@@ -188,6 +195,15 @@ macro_rules! define_enum {
         impl From<u32> for $ty {
             fn from(v: u32) -> Self { $ty(v) }
         }
+        impl crate::codec::Field for $ty {
+            fn decode(item: &crate::ttlv::Ttlv, _: crate::codec::Ctx) -> crate::codec::Result<Self> {
+                item.as_enum().map($ty)
+            }
+            fn encode(&self, tag: Tag, _: crate::codec::Ctx) -> crate::ttlv::Ttlv {
+                crate::ttlv::Ttlv::enumeration(tag, self.0)
+            }
+        }
+        impl crate::codec::Single for $ty {}
         impl From<$ty> for u32 {
             fn from(v: $ty) -> u32 { v.0 }
         }
@@ -218,6 +234,15 @@ macro_rules! define_mask {
                 self.0 & other.0 == other.0
             }
         }
+        impl crate::codec::Field for $ty {
+            fn decode(item: &crate::ttlv::Ttlv, _: crate::codec::Ctx) -> crate::codec::Result<Self> {
+                item.as_int().map(|v| $ty(v as u32))
+            }
+            fn encode(&self, tag: Tag, _: crate::codec::Ctx) -> crate::ttlv::Ttlv {
+                crate::ttlv::Ttlv::int(tag, self.0 as i32)
+            }
+        }
+        impl crate::codec::Single for $ty {}
         impl ::std::ops::BitOr for $ty {
             type Output = $ty;
             fn bitor(self, o: $ty) -> $ty { $ty(self.0 | o.0) }
@@ -251,7 +276,10 @@ pub fn mask_to_names(table: &NameTable, bits: u32, sep: &str) -> String {
 pub fn mask_from_names(table: &NameTable, text: &str) -> Option<u32> {
     let mut bits = 0u32;
     let mut any = false;
-    for word in text.split(|c: char| c == '|' || c.is_whitespace()).filter(|w| !w.is_empty()) {
+    for word in text
+        .split(|c: char| c == '|' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+    {
         any = true;
         if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
             bits |= u32::from_str_radix(hex, 16).ok()?;
@@ -282,13 +310,17 @@ pub fn enum_for_tag(tag: Tag) -> Option<&'static NameTable> {
 
 /// The mask table for a tag whose Integer value is a bit mask.
 pub fn mask_for_tag(tag: Tag) -> Option<&'static NameTable> {
-    [CryptographicUsageMask::TAGS, StorageStatusMask::TAGS, ProtectionStorageMask::TAGS]
-        .iter()
-        .zip([
-            CryptographicUsageMask::TABLE,
-            StorageStatusMask::TABLE,
-            ProtectionStorageMask::TABLE,
-        ])
-        .find(|(tags, _)| tags.contains(&tag))
-        .map(|(_, t)| t)
+    [
+        CryptographicUsageMask::TAGS,
+        StorageStatusMask::TAGS,
+        ProtectionStorageMask::TAGS,
+    ]
+    .iter()
+    .zip([
+        CryptographicUsageMask::TABLE,
+        StorageStatusMask::TABLE,
+        ProtectionStorageMask::TABLE,
+    ])
+    .find(|(tags, _)| tags.contains(&tag))
+    .map(|(_, t)| t)
 }

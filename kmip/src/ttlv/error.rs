@@ -77,12 +77,20 @@ pub struct Error {
 impl Error {
     /// An error without location; callers add the path as it unwinds.
     pub fn new(kind: ErrorKind) -> Self {
-        Self { offset: None, path: Vec::new(), kind }
+        Self {
+            offset: None,
+            path: Vec::new(),
+            kind,
+        }
     }
 
     /// An error at a byte offset.
     pub fn at(offset: usize, path: &[Tag], kind: ErrorKind) -> Self {
-        Self { offset: Some(offset), path: path.to_vec(), kind }
+        Self {
+            offset: Some(offset),
+            path: path.to_vec(),
+            kind,
+        }
     }
 
     /// Prepends a tag to the path (used while unwinding typed decoding).

@@ -22,21 +22,36 @@ pub struct FrameHeader {
 pub fn check_header(h: &[u8; HEADER_LEN], limits: &Limits) -> Result<FrameHeader, Error> {
     let tag = Tag(u32::from_be_bytes([0, h[0], h[1], h[2]]));
     if tag != Tag::REQUEST_MESSAGE && tag != Tag::RESPONSE_MESSAGE {
-        return Err(Error::at(0, &[], ErrorKind::BadFrame("not a Request or Response Message")));
+        return Err(Error::at(
+            0,
+            &[],
+            ErrorKind::BadFrame("not a Request or Response Message"),
+        ));
     }
     if h[3] != ItemType::Structure as u8 {
-        return Err(Error::at(3, &[tag], ErrorKind::BadFrame("message is not a structure")));
+        return Err(Error::at(
+            3,
+            &[tag],
+            ErrorKind::BadFrame("message is not a structure"),
+        ));
     }
     let body_len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
     if body_len % 8 != 0 {
-        return Err(Error::at(4, &[tag], ErrorKind::BadFrame("length is not a multiple of 8")));
+        return Err(Error::at(
+            4,
+            &[tag],
+            ErrorKind::BadFrame("length is not a multiple of 8"),
+        ));
     }
     let size = body_len + HEADER_LEN;
     if size > limits.max_message_size {
         return Err(Error::at(
             4,
             &[tag],
-            ErrorKind::TooLarge { size, limit: limits.max_message_size },
+            ErrorKind::TooLarge {
+                size,
+                limit: limits.max_message_size,
+            },
         ));
     }
     Ok(FrameHeader { tag, body_len })

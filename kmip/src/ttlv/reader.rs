@@ -20,7 +20,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_size: 1 << 20, max_depth: 32, max_items: 65_536 }
+        Self {
+            max_message_size: 1 << 20,
+            max_depth: 32,
+            max_items: 65_536,
+        }
     }
 }
 
@@ -30,13 +34,26 @@ pub fn decode(input: &[u8], limits: &Limits) -> Result<Ttlv, Error> {
         return Err(Error::at(
             0,
             &[],
-            ErrorKind::TooLarge { size: input.len(), limit: limits.max_message_size },
+            ErrorKind::TooLarge {
+                size: input.len(),
+                limit: limits.max_message_size,
+            },
         ));
     }
-    let mut r = Reader { buf: input, pos: 0, limits, items: 0, path: Vec::with_capacity(8) };
+    let mut r = Reader {
+        buf: input,
+        pos: 0,
+        limits,
+        items: 0,
+        path: Vec::with_capacity(8),
+    };
     let item = r.item(input.len(), 1)?;
     if r.pos != input.len() {
-        return Err(Error::at(r.pos, &[], ErrorKind::TrailingBytes(input.len() - r.pos)));
+        return Err(Error::at(
+            r.pos,
+            &[],
+            ErrorKind::TrailingBytes(input.len() - r.pos),
+        ));
     }
     Ok(item)
 }
@@ -62,7 +79,13 @@ impl Reader<'_, '_> {
     fn take(&mut self, n: usize, end: usize) -> Result<&[u8], Error> {
         let available = end.saturating_sub(self.pos);
         if n > available {
-            return Err(self.err(self.pos, ErrorKind::Truncated { needed: n, available }));
+            return Err(self.err(
+                self.pos,
+                ErrorKind::Truncated {
+                    needed: n,
+                    available,
+                },
+            ));
         }
         let start = self.pos;
         self.pos += n;
@@ -83,7 +106,15 @@ impl Reader<'_, '_> {
         self.path.push(tag);
         let item_type = ItemType::from_u8(type_byte)
             .ok_or_else(|| self.err(start + 3, ErrorKind::UnknownType(type_byte)))?;
-        let bad_len = |r: &Self| r.err(start + 4, ErrorKind::BadLength { item_type, length: len });
+        let bad_len = |r: &Self| {
+            r.err(
+                start + 4,
+                ErrorKind::BadLength {
+                    item_type,
+                    length: len,
+                },
+            )
+        };
         let fixed = |r: &Self, want: u32| if len == want { Ok(()) } else { Err(bad_len(r)) };
         let value_at = self.pos;
         let value = match item_type {
@@ -94,7 +125,13 @@ impl Reader<'_, '_> {
                 let len = len as usize;
                 let available = end.saturating_sub(self.pos);
                 if len > available {
-                    return Err(self.err(self.pos, ErrorKind::Truncated { needed: len, available }));
+                    return Err(self.err(
+                        self.pos,
+                        ErrorKind::Truncated {
+                            needed: len,
+                            available,
+                        },
+                    ));
                 }
                 let struct_end = self.pos + len;
                 let mut children = Vec::new();
@@ -164,14 +201,24 @@ impl Reader<'_, '_> {
         let total = padded(len);
         let available = end.saturating_sub(self.pos);
         if total > available {
-            return Err(self.err(self.pos, ErrorKind::Truncated { needed: total, available }));
+            return Err(self.err(
+                self.pos,
+                ErrorKind::Truncated {
+                    needed: total,
+                    available,
+                },
+            ));
         }
         let start = self.pos;
         self.pos += total;
         // In bounds: start + total <= end <= buf.len() was checked above.
         let all = &self.buf[start..start + total];
         if all[len..].iter().any(|b| *b != 0) {
-            return Err(Error::at(start + len, &self.path, ErrorKind::NonZeroPadding));
+            return Err(Error::at(
+                start + len,
+                &self.path,
+                ErrorKind::NonZeroPadding,
+            ));
         }
         Ok(&all[..len])
     }

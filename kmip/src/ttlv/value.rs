@@ -201,6 +201,16 @@ pub struct Ttlv {
     pub value: Value,
 }
 
+/// An empty structure with tag 0 (a placeholder for defaults).
+impl Default for Ttlv {
+    fn default() -> Self {
+        Self {
+            tag: Tag(0),
+            value: Value::Structure(Vec::new()),
+        }
+    }
+}
+
 /// Debug goes through the redacting dump: key material never reaches a log.
 impl std::fmt::Debug for Ttlv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,7 +219,10 @@ impl std::fmt::Debug for Ttlv {
 }
 
 fn wrong(expected: ItemType, found: &Value) -> Error {
-    Error::new(ErrorKind::WrongType { expected, found: found.item_type() })
+    Error::new(ErrorKind::WrongType {
+        expected,
+        found: found.item_type(),
+    })
 }
 
 impl Ttlv {
@@ -277,7 +290,8 @@ impl Ttlv {
 
     /// The first child with `tag`, or a Missing error.
     pub fn required(&self, tag: Tag) -> Result<&Ttlv, Error> {
-        self.child(tag).ok_or_else(|| Error::missing(tag).within(self.tag))
+        self.child(tag)
+            .ok_or_else(|| Error::missing(tag).within(self.tag))
     }
 
     /// Every child with `tag`.

@@ -29,7 +29,9 @@ impl Encoder {
 
     /// A new encoder with capacity.
     pub fn with_capacity(n: usize) -> Self {
-        Self { buf: Vec::with_capacity(n) }
+        Self {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     /// Wraps an existing buffer (cleared), so connections can reuse theirs.
@@ -55,7 +57,10 @@ impl Encoder {
     }
 
     fn padded(&mut self, tag: Tag, t: ItemType, bytes: &[u8]) -> Result<(), EncodeError> {
-        let len = u32::try_from(bytes.len()).map_err(|_| EncodeError { tag, len: bytes.len() })?;
+        let len = u32::try_from(bytes.len()).map_err(|_| EncodeError {
+            tag,
+            len: bytes.len(),
+        })?;
         self.header(tag, t, len);
         self.buf.extend_from_slice(bytes);
         let pad = bytes.len().div_ceil(8) * 8 - bytes.len();
