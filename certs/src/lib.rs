@@ -17,18 +17,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
 mod dev;
 mod error;
 mod fsutil;
+mod inspect;
 mod issue;
 mod keys;
 pub mod layout;
 mod net;
 mod pem;
+mod pki;
 mod role;
+mod trust;
 
 pub use dev::{ensure_dev_pki, DevPkiOptions, DevPkiPaths};
 pub use error::{Error, Result};
+pub use inspect::{
+    cert_info, guess_purpose, lint, lint_der, show, CertInfo, Finding, LintReport, Purpose,
+    Severity, EXPIRY_WARNING,
+};
 pub use issue::{Ca, CaOptions, IssuedCert, ServerOptions, ROLE_OU_PREFIX};
 pub use keys::{KeyType, PrivateKey};
 pub use net::{check_dns_name, host_name, local_addresses};
@@ -36,4 +44,8 @@ pub use pem::{
     cert_to_pem, fingerprint_hex, fingerprint_sha256, load_cert, load_certs, load_private_key,
     parse_certs_pem,
 };
+pub use pki::{
+    init_ca_and_server, issue_client, sign_csr, ClientFiles, InitOptions, InitOutcome, SignedCsr,
+};
 pub use role::{ClientName, Role};
+pub use trust::{load_trust, pin, role_from_subject, trust_ca, Pin, TrustStore, TrustedCa};
