@@ -1,0 +1,3 @@
+//! Protect/unprotect benchmark (filled in by a later commit).
+
+fn main() {}
