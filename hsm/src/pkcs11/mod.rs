@@ -118,13 +118,41 @@ impl Shared {
                 Function::FindObjects,
             )));
         }
+        // Reading a label takes two C_GetAttributeValue calls; a key
+        // generated or destroyed in between (by another thread or process)
+        // can make cryptoki reject the answer. Such a race is retried.
+        let mut attempts = 0;
+        let versions = loop {
+            attempts += 1;
+            match self.try_list(session) {
+                Err(Fail::Ck(e)) if attempts < 3 && !matches!(e, CkError::Pkcs11(..)) => {
+                    tracing::debug!(error = %e, "master key listing raced a change; listing again");
+                }
+                other => break other?,
+            }
+        };
+        let mut cache = self.handles.write().unwrap_or_else(|e| e.into_inner());
+        cache.clear();
+        cache.extend(versions.iter().map(|(v, h)| (*v, *h)));
+        if let Some(&max) = versions.keys().next_back() {
+            self.current.store(max, Ordering::Release);
+        }
+        Ok(versions)
+    }
+
+    fn try_list(&self, session: &Session) -> Result<BTreeMap<u32, ObjectHandle>, Fail> {
         let candidates = session.find_objects(&[
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
         ])?;
         let mut versions = BTreeMap::new();
         for handle in candidates {
-            let attrs = session.get_attributes(handle, &[AttributeType::Label])?;
+            let attrs = match session.get_attributes(handle, &[AttributeType::Label]) {
+                Ok(attrs) => attrs,
+                // Destroyed between the search and now (a concurrent retire).
+                Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let Some(Attribute::Label(label)) = attrs.first() else {
                 continue;
             };
@@ -137,12 +165,6 @@ impl Shared {
                 }
                 .into());
             }
-        }
-        let mut cache = self.handles.write().unwrap_or_else(|e| e.into_inner());
-        cache.clear();
-        cache.extend(versions.iter().map(|(v, h)| (*v, *h)));
-        if let Some(&max) = versions.keys().next_back() {
-            self.current.store(max, Ordering::Release);
         }
         Ok(versions)
     }
