@@ -29,7 +29,7 @@ mod net;
 mod pem;
 mod pki;
 mod role;
-mod trust;
+pub mod trust;
 
 pub use dev::{ensure_dev_pki, DevPkiOptions, DevPkiPaths};
 pub use error::{Error, Result};
