@@ -1,6 +1,9 @@
 //! Every OASIS KMIP XML test case (v1.0–v1.3) read from `$KMIP_TESTCASES_DIR`:
 //! each file parses, and each message goes XML → TTLV → binary → TTLV → XML
-//! (and through JSON) to the same tree. Placeholders (`$UNIQUE_IDENTIFIER_0`,
+//! (and through JSON) to the same tree, and XML → typed message → binary →
+//! typed → XML to an equivalent tree (the typed layer writes fields in
+//! specification order, so sibling order may differ; the relative order of
+//! repeated fields may not). Placeholders (`$UNIQUE_IDENTIFIER_0`,
 //! `$NOW-3600`, ...) are bound to dummy values of the leaf's type, the same
 //! dummy for the same placeholder everywhere.
 //!
@@ -8,9 +11,30 @@
 //! sets it.
 
 use kmip::json;
+use kmip::messages::{RequestMessage, ResponseMessage};
+use kmip::tables::Tag;
 use kmip::ttlv::{decode, BigInt, ItemType, Limits, Ttlv, Value};
 use kmip::xml::{self, Placeholder, Step, XmlNode};
 use std::path::{Path, PathBuf};
+
+/// Typed-layer gaps known at the time of writing, reported to the typed
+/// layer's owner: `(error text, why)`. A message failing with one of these is
+/// counted as skipped, loudly; every other failure fails the test. Remove an
+/// entry as soon as the typed layer handles it.
+const KNOWN_TYPED_GAPS: &[(&str, &str)] = &[
+    (
+        "typed decode: expected TextString, found Structure at",
+        "structured 1.x attribute values (Certificate Identifier/Issuer/Subject, Key Value Location) typed as Text String",
+    ),
+    ("typed decode: unexpected field PGP Key", "PGP Key object (KMIP 1.2) not typed"),
+];
+
+fn known_gap(err: &str) -> Option<&'static str> {
+    KNOWN_TYPED_GAPS
+        .iter()
+        .find(|(e, _)| err.contains(e))
+        .map(|(_, why)| *why)
+}
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -84,7 +108,67 @@ fn roundtrip(node: &XmlNode) -> Result<(), String> {
             first_difference(&t1, &t4)
         ));
     }
-    Ok(())
+    typed_roundtrip(&t1, &limits)
+}
+
+/// A message through the typed layer: decode, encode to binary, decode again,
+/// out to XML and back; every stage must agree, and the typed encoding must
+/// be equivalent to the tree the XML gave.
+fn typed_roundtrip(t1: &Ttlv, limits: &Limits) -> Result<(), String> {
+    fn stage<M: PartialEq>(
+        t1: &Ttlv,
+        limits: &Limits,
+        from: impl Fn(&Ttlv) -> Result<M, kmip::Error>,
+        to: impl Fn(&M) -> Ttlv,
+    ) -> Result<(), String> {
+        let m1 = from(t1).map_err(|e| format!("typed decode: {e}"))?;
+        let ta = to(&m1);
+        let bytes = ta.to_bytes().map_err(|e| format!("typed encode: {e}"))?;
+        let tb = decode(&bytes, limits).map_err(|e| format!("decode typed bytes: {e}"))?;
+        let m2 = from(&tb).map_err(|e| format!("typed decode of typed bytes: {e}"))?;
+        let x = xml::to_xml(&to(&m2));
+        let tc = xml::from_xml(&x).map_err(|e| format!("re-read typed XML: {e}"))?;
+        let m3 = from(&tc).map_err(|e| format!("typed decode of typed XML: {e}"))?;
+        if m2 != m1 || m3 != m1 {
+            return Err("typed round trip changed the message".into());
+        }
+        let (c1, ca) = (canonical(t1), canonical(&ta));
+        if c1 != ca {
+            return Err(format!(
+                "typed encoding differs:\n{}",
+                first_difference(&c1, &ca)
+            ));
+        }
+        Ok(())
+    }
+    match t1.tag {
+        Tag::REQUEST_MESSAGE => stage(
+            t1,
+            limits,
+            RequestMessage::from_ttlv,
+            RequestMessage::to_ttlv,
+        ),
+        Tag::RESPONSE_MESSAGE => stage(
+            t1,
+            limits,
+            ResponseMessage::from_ttlv,
+            ResponseMessage::to_ttlv,
+        ),
+        t => Err(format!("{t} is not a message")),
+    }
+}
+
+/// Children stably sorted by tag: equal for trees that differ only in the
+/// order of differently tagged siblings.
+fn canonical(t: &Ttlv) -> Ttlv {
+    match &t.value {
+        Value::Structure(c) => {
+            let mut c: Vec<Ttlv> = c.iter().map(canonical).collect();
+            c.sort_by_key(|x| x.tag);
+            Ttlv::structure(t.tag, c)
+        }
+        _ => t.clone(),
+    }
 }
 
 fn first_difference(a: &Ttlv, b: &Ttlv) -> String {
@@ -109,7 +193,8 @@ fn oasis_xml_corpus_round_trips() {
     files(Path::new(&dir), &mut paths);
     assert!(!paths.is_empty(), "no .xml files under {dir:?}");
 
-    let (mut passed, mut failed, mut files_ok) = (0usize, 0usize, 0usize);
+    let (mut passed, mut failed, mut skipped, mut files_ok) = (0usize, 0usize, 0usize, 0usize);
+    let mut gaps = Vec::new();
     let mut failures = Vec::new();
     for path in &paths {
         let name = path
@@ -141,6 +226,11 @@ fn oasis_xml_corpus_round_trips() {
         for (i, msg) in case.messages().enumerate() {
             match roundtrip(msg) {
                 Ok(()) => passed += 1,
+                Err(e) if known_gap(&e).is_some() => {
+                    skipped += 1;
+                    file_ok = false;
+                    gaps.push(format!("{name}: message {i}: {e}"));
+                }
                 Err(e) => {
                     failed += 1;
                     file_ok = false;
@@ -150,6 +240,9 @@ fn oasis_xml_corpus_round_trips() {
         }
         files_ok += usize::from(file_ok);
     }
+    for g in &gaps {
+        println!("KNOWN GAP {g}");
+    }
     for f in &failures {
         println!("FAILED {f}");
     }
@@ -157,7 +250,7 @@ fn oasis_xml_corpus_round_trips() {
         "OASIS corpus: {files_ok} of {} files, {passed} messages round-tripped",
         paths.len()
     );
-    println!("{passed} passed, {failed} failed");
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
     assert!(
         failures.is_empty(),
         "{} failures, first: {}",
