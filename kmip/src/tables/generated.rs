@@ -357,6 +357,23 @@ define_tags! {
     COMMON_PROTECTION_STORAGE_MASKS = 0x420163, "Common Protection Storage Masks";
     PRIVATE_PROTECTION_STORAGE_MASKS = 0x420164, "Private Protection Storage Masks";
     PUBLIC_PROTECTION_STORAGE_MASKS = 0x420165, "Public Protection Storage Masks";
+    OBJECT_GROUPS = 0x420166, "Object Groups";
+    OBJECT_TYPES = 0x420167, "Object Types";
+    CONSTRAINTS = 0x420168, "Constraints";
+    CONSTRAINT = 0x420169, "Constraint";
+    ROTATE_INTERVAL = 0x42016A, "Rotate Interval";
+    ROTATE_AUTOMATIC = 0x42016B, "Rotate Automatic";
+    ROTATE_OFFSET = 0x42016C, "Rotate Offset";
+    ROTATE_DATE = 0x42016D, "Rotate Date";
+    ROTATE_GENERATION = 0x42016E, "Rotate Generation";
+    ROTATE_NAME = 0x42016F, "Rotate Name";
+    ROTATE_NAME_VALUE = 0x420170, "Rotate Name Value";
+    ROTATE_NAME_TYPE = 0x420171, "Rotate Name Type";
+    ROTATE_LATEST = 0x420172, "Rotate Latest";
+    ASYNCHRONOUS_REQUEST = 0x420173, "Asynchronous Request";
+    SUBMISSION_DATE = 0x420174, "Submission Date";
+    PROCESSING_STAGE = 0x420175, "Processing Stage";
+    ASYNCHRONOUS_CORRELATION_VALUES = 0x420176, "Asynchronous Correlation Values";
 }
 
 define_enum! {
@@ -406,6 +423,7 @@ define_enum! {
         TRANSPARENT_EC_PRIVATE_KEY = 0x00000014, "Transparent EC Private Key";
         TRANSPARENT_EC_PUBLIC_KEY = 0x00000015, "Transparent EC Public Key";
         PKCS_12 = 0x00000016, "PKCS#12";
+        PKCS_10 = 0x00000017, "PKCS#10";
     }
 }
 
@@ -907,6 +925,12 @@ define_enum! {
         PKCS_11 = 0x00000033, "PKCS#11";
         INTEROP = 0x00000034, "Interop";
         RE_PROVISION = 0x00000035, "Re-Provision";
+        SET_DEFAULTS = 0x00000036, "Set Defaults";
+        SET_CONSTRAINTS = 0x00000037, "Set Constraints";
+        GET_CONSTRAINTS = 0x00000038, "Get Constraints";
+        QUERY_ASYNCHRONOUS_REQUESTS = 0x00000039, "Query Asynchronous Requests";
+        PROCESS = 0x0000003A, "Process";
+        PING = 0x0000003B, "Ping";
     }
 }
 
@@ -990,6 +1014,11 @@ define_enum! {
         PKCS_11_CODEC_ERROR = 0x00000045, "PKCS#11 Codec Error ";
         PKCS_11_INVALID_FUNCTION = 0x00000046, "PKCS#11 Invalid Function ";
         PKCS_11_INVALID_INTERFACE = 0x00000047, "PKCS#11 Invalid Interface";
+        PRIVATE_PROTECTION_STORAGE_UNAVAILABLE = 0x00000048, "Private Protection Storage Unavailable";
+        PUBLIC_PROTECTION_STORAGE_UNAVAILABLE = 0x00000049, "Public Protection Storage Unavailable";
+        UNKNOWN_OBJECT_GROUP = 0x0000004A, "Unknown Object Group";
+        CONSTRAINT_VIOLATION = 0x0000004B, "Constraint Violation";
+        DUPLICATE_PROCESS_REQUEST = 0x0000004C, "Duplicate Process Request";
         GENERAL_FAILURE = 0x00000100, "General Failure";
     }
 }
@@ -1505,6 +1534,23 @@ define_enum! {
     }
 }
 
+define_enum! {
+    /// KMIP enumeration "Processing Stage".
+    ProcessingStage, "Processing Stage", tags [PROCESSING_STAGE] {
+        SUBMITTED = 0x00000001, "Submitted";
+        IN_PROCESS = 0x00000002, "In Process";
+        COMPLETED = 0x00000003, "Completed";
+    }
+}
+
+define_enum! {
+    /// KMIP enumeration "Rotate Name Type".
+    RotateNameType, "Rotate Name Type", tags [ROTATE_NAME_TYPE] {
+        UNINTERPRETED_TEXT_STRING = 0x00000001, "Uninterpreted Text String";
+        URI = 0x00000002, "URI";
+    }
+}
+
 define_mask! {
     /// KMIP bit mask "Cryptographic Usage Mask".
     CryptographicUsageMask, "Cryptographic Usage Mask", tags [CRYPTOGRAPHIC_USAGE_MASK] {
@@ -1622,6 +1668,8 @@ pub fn all_enums() -> &'static [EnumDef] {
         EnumDef { table: ProtectionLevel::TABLE, tags: ProtectionLevel::TAGS },
         EnumDef { table: TicketType::TABLE, tags: TicketType::TAGS },
         EnumDef { table: UniqueIdentifier::TABLE, tags: UniqueIdentifier::TAGS },
+        EnumDef { table: ProcessingStage::TABLE, tags: ProcessingStage::TAGS },
+        EnumDef { table: RotateNameType::TABLE, tags: RotateNameType::TAGS },
     ];
     ALL
 }
