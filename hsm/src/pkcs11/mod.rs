@@ -285,11 +285,11 @@ impl Pkcs11Protector {
             current: AtomicU32::new(0),
             admin: Mutex::new(()),
         });
-        let pool = Pool::spawn(
+        let pool = Pool::new(
             Arc::clone(&shared),
             config.session_count(),
             Duration::from_millis(config.timeout_ms),
-        )?;
+        );
         let protector = Pkcs11Protector {
             shared,
             pool,
@@ -342,7 +342,6 @@ impl KeyProtector for Pkcs11Protector {
         blob::check_plaintext(plaintext)?;
         let version = self.current_version();
         let aad = blob::associated_data(Algorithm::Aes256Gcm, version, identity)?;
-        let plaintext = Zeroizing::new(plaintext.to_vec());
         let expected_len = plaintext.len() + TAG_LEN;
         let (iv, ciphertext) = self.pool.call(move |w| {
             w.run(|shared, session| {
@@ -351,7 +350,7 @@ impl KeyProtector for Pkcs11Protector {
                 OsRng.fill_bytes(&mut iv);
                 let ciphertext = {
                     let params = GcmParams::new(&mut iv, &aad, TAG_BITS)?;
-                    session.encrypt(&Mechanism::AesGcm(params), key, &plaintext)?
+                    session.encrypt(&Mechanism::AesGcm(params), key, plaintext)?
                 };
                 Ok((iv, ciphertext))
             })
@@ -383,14 +382,14 @@ impl KeyProtector for Pkcs11Protector {
         let version = wrapped.master_version();
         let aad = wrapped.associated_data(identity)?;
         let iv = *wrapped.iv();
-        let ciphertext = wrapped.ciphertext().to_vec();
+        let ciphertext = wrapped.ciphertext();
         let expected_len = wrapped.plaintext_len();
         let plaintext = self.pool.call(move |w| {
             w.run(|shared, session| {
                 let key = shared.key_handle(session, version)?;
                 let mut iv = iv;
                 let params = GcmParams::new(&mut iv, &aad, TAG_BITS)?;
-                match session.decrypt(&Mechanism::AesGcm(params), key, &ciphertext) {
+                match session.decrypt(&Mechanism::AesGcm(params), key, ciphertext) {
                     Ok(p) => Ok(Zeroizing::new(p)),
                     // A wrong tag: SoftHSM2 says CKR_GENERAL_ERROR, others
                     // CKR_ENCRYPTED_DATA_INVALID.

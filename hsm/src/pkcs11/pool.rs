@@ -1,22 +1,26 @@
-//! Worker threads, each owning one logged-in PKCS#11 session, and the
-//! timeout on every call.
+//! The pool of logged-in PKCS#11 sessions, and the timeout on every call.
 //!
-//! A PKCS#11 call cannot be cancelled: a network HSM that stops answering
-//! keeps the calling thread inside the module. So callers never call the
-//! module themselves; they queue a job for the workers and wait for the
-//! answer at most `timeout`. The timeout therefore covers both waiting for a
-//! free session and the call itself. A call that overruns keeps its worker
-//! until the module returns (its answer is dropped, plaintext wiped); a job
-//! whose caller already gave up is skipped instead of run.
+//! A caller checks a session out of the pool, runs its PKCS#11 calls on its
+//! own thread (the server's `spawn_blocking` thread), and puts the session
+//! back. Waiting for a free session is bounded by the timeout; when every
+//! session is busy that long, the call fails with [`Error::Timeout`] without
+//! touching the HSM. A call already inside the module cannot be cancelled
+//! (PKCS#11 has no way to); it keeps its session until the module returns,
+//! so a hung HSM holds at most `sessions` threads and every later call
+//! times out at checkout. The server additionally bounds its wait with
+//! `tokio::time::timeout` around `spawn_blocking`.
 //!
-//! Each worker recovers its own session: when a call fails because the
-//! session or login is gone (token removed, module restarted, login expired)
-//! the worker opens and logs in a fresh session and retries the call once.
+//! Running on the caller's thread instead of handing each call to a worker
+//! thread saves two thread wake-ups per call: with SoftHSM2 on the 2-core
+//! benchmark machine the hand-off cost a third of the throughput
+//! (docs/benchmarks.md).
+//!
+//! Each session recovers by itself: when a call fails because the session
+//! or login is gone (token removed, module restarted, login expired) the
+//! caller opens and logs in a fresh session and retries the call once.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,8 +30,6 @@ use cryptoki::session::{Session, UserType};
 use super::module::{find_slot, is_session_lost, map};
 use super::Shared;
 use crate::error::{Error, Result};
-
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// Why one attempt of an operation failed: a raw PKCS#11 error (which may be
 /// retried on a fresh session) or one of ours (final).
@@ -49,7 +51,7 @@ impl From<Error> for Fail {
     }
 }
 
-/// The state one worker thread owns.
+/// A checked-out session, possibly not yet opened.
 pub(crate) struct Worker {
     shared: Arc<Shared>,
     session: Option<Session>,
@@ -106,98 +108,94 @@ fn ensure_session<'a>(shared: &Shared, slot: &'a mut Option<Session>) -> Result<
     })
 }
 
-/// The queue of jobs and the workers serving it.
+/// The idle sessions and the count of sessions in use.
 pub(crate) struct Pool {
-    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    idle: Mutex<Vec<Option<Session>>>,
+    freed: Condvar,
     timeout: Duration,
-    workers: usize,
-    busy: Arc<AtomicUsize>,
+    size: usize,
+    busy: AtomicUsize,
+}
+
+/// Returns a checked-out session to the pool, even if the call panicked
+/// (then without the session, which may be mid-operation).
+struct Checkout<'a> {
+    pool: &'a Pool,
+    worker: Worker,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        let session = if thread::panicking() {
+            None
+        } else {
+            self.worker.session.take()
+        };
+        self.pool.busy.fetch_sub(1, Ordering::Relaxed);
+        lock(&self.pool.idle).push(session);
+        self.pool.freed.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The idle list is only pushed and popped whole, so it stays
+    // consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Pool {
-    pub(crate) fn spawn(shared: Arc<Shared>, workers: usize, timeout: Duration) -> Result<Pool> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        let busy = Arc::new(AtomicUsize::new(0));
-        for i in 0..workers {
-            let queue = Arc::clone(&queue);
-            let busy = Arc::clone(&busy);
-            let mut worker = Worker {
-                shared: Arc::clone(&shared),
-                session: None,
-            };
-            thread::Builder::new()
-                .name(format!("kmipd-hsm-{i}"))
-                .spawn(move || loop {
-                    // The guard is a temporary of this statement: the lock
-                    // is released before the job runs.
-                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(job) = job else {
-                        return; // The protector was dropped.
-                    };
-                    busy.fetch_add(1, Ordering::Relaxed);
-                    if catch_unwind(AssertUnwindSafe(|| job(&mut worker))).is_err() {
-                        // The session may be mid-operation: start afresh.
-                        worker.session = None;
-                    }
-                    busy.fetch_sub(1, Ordering::Relaxed);
-                })
-                .map_err(|e| Error::Unavailable {
-                    reason: format!("cannot start PKCS#11 worker thread: {e}"),
-                })?;
-        }
-        Ok(Pool {
-            jobs,
+    /// A pool of `size` sessions, opened on first use.
+    pub(crate) fn new(shared: Arc<Shared>, size: usize, timeout: Duration) -> Pool {
+        Pool {
+            shared,
+            idle: Mutex::new((0..size).map(|_| None).collect()),
+            freed: Condvar::new(),
             timeout,
-            workers,
-            busy,
-        })
-    }
-
-    /// Runs `op` on a worker and waits for it at most the timeout.
-    pub(crate) fn call<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&mut Worker) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let deadline = Instant::now() + self.timeout;
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |worker| {
-            if Instant::now() >= deadline {
-                return; // The caller has given up: do not touch the HSM.
-            }
-            // The caller may have given up meanwhile; the result is dropped.
-            let _ = reply.send(op(worker));
-        });
-        self.jobs.send(job).map_err(|_| Error::Unavailable {
-            reason: "PKCS#11 workers have stopped".into(),
-        })?;
-        match answer.recv_timeout(self.timeout) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout {
-                timeout_ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
-            }),
-            Err(RecvTimeoutError::Disconnected) => {
-                // The job was skipped at its deadline or panicked.
-                if Instant::now() >= deadline {
-                    Err(Error::Timeout {
-                        timeout_ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
-                    })
-                } else {
-                    Err(Error::Unavailable {
-                        reason: "a PKCS#11 worker failed during the call".into(),
-                    })
-                }
-            }
+            size,
+            busy: AtomicUsize::new(0),
         }
     }
 
-    /// Workers currently inside a job.
+    /// Runs `op` on a session, waiting at most the timeout for one.
+    pub(crate) fn call<T>(&self, op: impl FnOnce(&mut Worker) -> Result<T>) -> Result<T> {
+        let deadline = Instant::now() + self.timeout;
+        let mut idle = lock(&self.idle);
+        let session = loop {
+            if let Some(session) = idle.pop() {
+                break session;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout {
+                    timeout_ms: self.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+                });
+            }
+            idle = self
+                .freed
+                .wait_timeout(idle, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        drop(idle);
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let mut checkout = Checkout {
+            pool: self,
+            worker: Worker {
+                shared: Arc::clone(&self.shared),
+                session,
+            },
+        };
+        op(&mut checkout.worker)
+    }
+
+    /// Sessions currently checked out.
     pub(crate) fn busy(&self) -> usize {
         self.busy.load(Ordering::Relaxed)
     }
 
-    /// Number of workers (and sessions).
+    /// Number of sessions.
     pub(crate) fn workers(&self) -> usize {
-        self.workers
+        self.size
     }
 }
