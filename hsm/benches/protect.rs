@@ -10,7 +10,6 @@
 //! Run with `cargo bench -p kmipd-hsm`; needs SoftHSM2 like the tests.
 
 #[path = "../tests/common/softhsm.rs"]
-#[allow(dead_code, missing_docs)]
 mod softhsm;
 
 use std::hint::black_box;
