@@ -1,0 +1,172 @@
+//! Starting kmipd from a validated [`Config`]: key protector, store, TLS,
+//! the KMIP listener, the metrics listener and certificate reloads. Used by
+//! the `kmipd` binary and, in-process, by the end-to-end tests.
+
+use crate::access::AccessPolicy;
+use crate::audit::Audit;
+use crate::catalog::Catalog;
+use crate::config::{Config, StoreConfig};
+use crate::keycache::KeyCache;
+use crate::listener::{serve, ListenerOptions};
+use crate::state::{Clock, Server, SystemClock};
+use crate::store::{Backend, MemoryBackend, SledBackend};
+use crate::tls::Reloadable;
+use anyhow::Context;
+use kmip::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// The KMIP address actually bound.
+    pub addr: SocketAddr,
+    /// The metrics address, when configured.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Shared state.
+    pub server: Arc<Server>,
+    /// TLS, for reloads.
+    pub tls: Arc<Reloadable>,
+    shutdown: watch::Sender<bool>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.listener.await;
+    }
+}
+
+/// Opens the store backend of `config`.
+pub fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match &config.store {
+        StoreConfig::Sled(path) => {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Arc::new(
+                SledBackend::open(path)
+                    .with_context(|| format!("opening the store in {}", path.display()))?,
+            )
+        }
+        StoreConfig::Memory => Arc::new(MemoryBackend::new()),
+    })
+}
+
+/// Starts kmipd; `clock` replaces the system clock in tests.
+pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.server.data_dir)
+        .with_context(|| format!("creating {}", config.server.data_dir.display()))?;
+    let hsm_cfg = config.hsm.clone();
+    let protector = tokio::task::spawn_blocking(move || kmipd_hsm::open(&hsm_cfg))
+        .await?
+        .context("opening the key protector")?;
+    let backend = open_backend(config)?;
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open(backend))
+        .await?
+        .context("opening the store")?;
+    let audit = match &config.log.audit_file {
+        Some(p) => {
+            Audit::to_file(p).with_context(|| format!("opening the audit log {}", p.display()))?
+        }
+        None => Audit::to_log(),
+    };
+    let server = Arc::new(Server::new(
+        catalog,
+        protector,
+        KeyCache::new(
+            config.cache.enabled,
+            config.cache.max_entries,
+            config.cache.ttl,
+        ),
+        AccessPolicy::new(config.identities.clone(), config.access.clone()),
+        clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        audit,
+        config.server.vendor_identification.clone(),
+    ));
+    let tls =
+        Arc::new(Reloadable::new(config.tls.clone()).context("loading the TLS certificates")?);
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, rx) = watch::channel(false);
+    let opts = ListenerOptions {
+        max_connections: config.server.max_connections,
+        handshake_timeout: config.server.handshake_timeout,
+        idle_timeout: config.server.idle_timeout,
+        request_timeout: config.server.request_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+        limits: Limits {
+            max_message_size: config.server.max_message_size,
+            ..Limits::default()
+        },
+    };
+    let metrics_addr = match config.metrics_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics {a}"))?;
+            let m = l.local_addr()?;
+            tokio::spawn(crate::http::serve(l, server.clone(), rx.clone()));
+            Some(m)
+        }
+        None => None,
+    };
+    tokio::spawn(watch_files(tls.clone(), rx.clone()));
+    let listener = tokio::spawn(serve(listener, server.clone(), tls.clone(), opts, rx));
+    Ok(Running {
+        addr,
+        metrics_addr,
+        server,
+        tls,
+        shutdown,
+        listener,
+    })
+}
+
+fn stamp(paths: &[PathBuf], dir: &std::path::Path) -> Vec<Option<SystemTime>> {
+    let mut v: Vec<Option<SystemTime>> = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect();
+    // The trusted-CA folders: any file added, removed or changed.
+    let cas = dir.join("trusted-cas");
+    if let Ok(roles) = std::fs::read_dir(&cas) {
+        for r in roles.flatten() {
+            if let Ok(files) = std::fs::read_dir(r.path()) {
+                for f in files.flatten() {
+                    v.push(f.metadata().and_then(|m| m.modified()).ok());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Polls the certificate files every two seconds and reloads TLS when one
+/// changes (SIGHUP does the same at once, see the binary).
+async fn watch_files(tls: Arc<Reloadable>, mut shutdown: watch::Receiver<bool>) {
+    let files = tls.watched_files();
+    let mut last = stamp(&files, tls.pki_dir());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let now = stamp(&files, tls.pki_dir());
+        if now != last {
+            last = now;
+            match tls.reload() {
+                Ok(()) => tracing::info!("certificates changed: TLS configuration reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "certificates changed but cannot be loaded; keeping the old ones")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The object catalog over the storage trait: versioned records in our own
+//! TTLV encoding, secondary indexes for Locate, the schema version and its
+//! migration hook, and group-committed durable writes.
+//!
+//! A record is a TTLV structure under kmipd's private extension tags:
+//! record version, identifier, object type, owner, group, revision, archive
+//! flag, every attribute (1.x form, index kept) and the wrapped material with
+//! its master key version. Never a serde dump of internal structs, so the
+//! meaning of stored bytes does not move with the code.
+
+use crate::model::{names, ManagedObject, Material};
+use crate::store::{Backend, GroupCommit, Result, StoreError, Table, Transaction};
+use kmip::messages::attributes::Attribute;
+use kmip::tables::{ObjectType, Tag};
+use kmip::{Limits, Ttlv, Value};
+use std::sync::Arc;
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+const RECORD_VERSION: i32 = 1;
+
+const T_RECORD: Tag = Tag(0x54FF00);
+const T_RECORD_VERSION: Tag = Tag(0x54FF01);
+const T_OWNER: Tag = Tag(0x54FF02);
+const T_GROUP: Tag = Tag(0x54FF03);
+const T_REVISION: Tag = Tag(0x54FF04);
+const T_WRAPPED: Tag = Tag(0x54FF05);
+const T_MASTER_VERSION: Tag = Tag(0x54FF06);
+const T_ARCHIVED: Tag = Tag(0x54FF07);
+
+/// Index fields.
+pub mod field {
+    #![allow(missing_docs)]
+    pub const OBJECT_TYPE: &str = "t";
+    pub const STATE: &str = "s";
+    pub const GROUP: &str = "g";
+    pub const NAME: &str = "n";
+    pub const OBJECT_GROUP: &str = "og";
+    pub const MASTER_VERSION: &str = "mv";
+    /// Custom attributes: `x:` + attribute name.
+    pub const CUSTOM_PREFIX: &str = "x:";
+}
+
+/// Encodes a record.
+pub fn encode_record(o: &ManagedObject) -> Vec<u8> {
+    let mut c = vec![
+        Ttlv::int(T_RECORD_VERSION, RECORD_VERSION),
+        Ttlv::text(Tag::UNIQUE_IDENTIFIER, o.id.clone()),
+        Ttlv::enumeration(Tag::OBJECT_TYPE, o.object_type.0),
+        Ttlv::text(T_OWNER, o.owner.clone()),
+        Ttlv::text(T_GROUP, o.group.clone()),
+        Ttlv::long(T_REVISION, o.revision as i64),
+        Ttlv::boolean(T_ARCHIVED, o.archived),
+    ];
+    c.extend(o.attributes.iter().map(|a| a.encode_1x(Tag::ATTRIBUTE)));
+    if let Some(m) = &o.material {
+        c.push(Ttlv::bytes(T_WRAPPED, m.wrapped.clone()));
+        c.push(Ttlv::int(T_MASTER_VERSION, m.master_version as i32));
+    }
+    // A record is built from values we hold; none can exceed TTLV's 4 GiB.
+    Ttlv::structure(T_RECORD, c).to_bytes().unwrap_or_default()
+}
+
+/// Decodes a record.
+pub fn decode_record(key: &str, bytes: &[u8]) -> Result<ManagedObject> {
+    let corrupt = |m: String| StoreError::Corrupt {
+        key: key.to_owned(),
+        message: m,
+    };
+    let limits = Limits {
+        max_message_size: usize::MAX,
+        max_depth: 64,
+        max_items: usize::MAX,
+    };
+    let t = kmip::ttlv::decode(bytes, &limits).map_err(|e| corrupt(e.to_string()))?;
+    if t.tag != T_RECORD {
+        return Err(corrupt("not a kmipd record".into()));
+    }
+    let version = t
+        .required(T_RECORD_VERSION)
+        .and_then(|v| v.as_int())
+        .map_err(|e| corrupt(e.to_string()))?;
+    if version != RECORD_VERSION {
+        return Err(corrupt(format!("record version {version} unknown")));
+    }
+    let text = |tag| -> Result<String> {
+        t.required(tag)
+            .and_then(|v| v.as_text().map(str::to_owned))
+            .map_err(|e| corrupt(e.to_string()))
+    };
+    let mut attributes = Vec::new();
+    for a in t.children_with(Tag::ATTRIBUTE) {
+        attributes.push(Attribute::decode_1x(a).map_err(|e| corrupt(e.to_string()))?);
+    }
+    let material = match (t.child(T_WRAPPED), t.child(T_MASTER_VERSION)) {
+        (Some(w), Some(v)) => Some(Material {
+            wrapped: w.as_bytes().map_err(|e| corrupt(e.to_string()))?.to_vec(),
+            master_version: v.as_int().map_err(|e| corrupt(e.to_string()))? as u32,
+        }),
+        _ => None,
+    };
+    Ok(ManagedObject {
+        id: text(Tag::UNIQUE_IDENTIFIER)?,
+        object_type: ObjectType(
+            t.required(Tag::OBJECT_TYPE)
+                .and_then(|v| v.as_enum())
+                .map_err(|e| corrupt(e.to_string()))?,
+        ),
+        owner: text(T_OWNER)?,
+        group: text(T_GROUP)?,
+        revision: t
+            .required(T_REVISION)
+            .and_then(|v| v.as_long())
+            .map_err(|e| corrupt(e.to_string()))? as u64,
+        archived: t
+            .child(T_ARCHIVED)
+            .map(|v| v.as_bool())
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?
+            .unwrap_or(false),
+        attributes,
+        material,
+    })
+}
+
+fn index_key(field: &str, value: &str, id: &str) -> Option<Vec<u8>> {
+    if value.contains('\0') || field.contains('\0') {
+        return None;
+    }
+    let mut k = Vec::with_capacity(field.len() + value.len() + id.len() + 2);
+    k.extend_from_slice(field.as_bytes());
+    k.push(0);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    Some(k)
+}
+
+/// The index entries of an object.
+pub fn index_entries(o: &ManagedObject) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut add = |f: &str, v: &str| {
+        if let Some(k) = index_key(f, v, &o.id) {
+            out.push(k);
+        }
+    };
+    add(field::OBJECT_TYPE, &o.object_type.0.to_string());
+    add(field::STATE, &o.stored_state().0.to_string());
+    add(field::GROUP, &o.group);
+    if let Some(m) = &o.material {
+        add(field::MASTER_VERSION, &m.master_version.to_string());
+    }
+    for a in &o.attributes {
+        match a.name.as_str() {
+            names::NAME => {
+                if let Value::Structure(c) = &a.value {
+                    if let Some(Ok(n)) = c
+                        .iter()
+                        .find(|t| t.tag == Tag::NAME_VALUE)
+                        .map(|t| t.as_text())
+                    {
+                        add(field::NAME, n);
+                    }
+                }
+            }
+            names::OBJECT_GROUP => {
+                if let Some(g) = a.text() {
+                    add(field::OBJECT_GROUP, g);
+                }
+            }
+            n if kmip::messages::attributes::is_custom(n) => {
+                if let Some(v) = a.text() {
+                    if v.len() <= 512 {
+                        add(&format!("{}{n}", field::CUSTOM_PREFIX), v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The catalog of managed objects.
+#[derive(Debug)]
+pub struct Catalog {
+    gc: GroupCommit,
+}
+
+impl Catalog {
+    /// Opens the catalog, initialising or checking the schema version.
+    pub fn open(backend: Arc<dyn Backend>) -> Result<Self> {
+        let gc = GroupCommit::new(backend);
+        let cat = Self { gc };
+        match cat.backend().get(Table::Meta, b"schema_version")? {
+            None => {
+                let mut t = Transaction::new();
+                t.put(
+                    Table::Meta,
+                    b"schema_version".to_vec(),
+                    SCHEMA_VERSION.to_string().into_bytes(),
+                );
+                cat.backend().commit(&t)?;
+                cat.backend().flush()?;
+            }
+            Some(v) => {
+                let found: u32 =
+                    String::from_utf8_lossy(&v)
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt {
+                            key: "schema_version".into(),
+                            message: "not a number".into(),
+                        })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                cat.migrate(found)?;
+            }
+        }
+        Ok(cat)
+    }
+
+    /// The migration hook: brings a store of schema `from` to the current
+    /// schema. Version 1 is the first; later versions add steps here.
+    fn migrate(&self, from: u32) -> Result<()> {
+        if from < SCHEMA_VERSION {
+            let mut t = Transaction::new();
+            t.put(
+                Table::Meta,
+                b"schema_version".to_vec(),
+                SCHEMA_VERSION.to_string().into_bytes(),
+            );
+            self.backend().commit(&t)?;
+            self.backend().flush()?;
+        }
+        Ok(())
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        self.gc.backend()
+    }
+
+    /// The group committer.
+    pub fn group_commit(&self) -> &GroupCommit {
+        &self.gc
+    }
+
+    /// Reads an object.
+    pub fn get(&self, id: &str) -> Result<Option<ManagedObject>> {
+        match self.backend().get(Table::Objects, id.as_bytes())? {
+            Some(b) => decode_record(id, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds to `txn` the changes that store `new` (replacing `old`).
+    pub fn stage_put(
+        &self,
+        txn: &mut Transaction,
+        old: Option<&ManagedObject>,
+        new: &ManagedObject,
+    ) {
+        let new_idx = index_entries(new);
+        if let Some(old) = old {
+            for k in index_entries(old) {
+                if new_idx.binary_search(&k).is_err() {
+                    txn.delete(Table::Index, k);
+                }
+            }
+        }
+        for k in new_idx {
+            txn.put(Table::Index, k, Vec::new());
+        }
+        txn.put(
+            Table::Objects,
+            new.id.as_bytes().to_vec(),
+            encode_record(new),
+        );
+    }
+
+    /// Commits `txn` and waits until it is durable.
+    pub async fn commit(&self, txn: &Transaction) -> Result<()> {
+        self.gc.commit_durable(txn).await
+    }
+
+    /// Identifiers indexed under `field` = `value`, in order.
+    pub fn ids_where(&self, field: &str, value: &str) -> Result<Vec<String>> {
+        let Some(prefix) = index_key(field, value, "") else {
+            return Ok(Vec::new());
+        };
+        let mut ids = Vec::new();
+        self.backend().scan(Table::Index, &prefix, &mut |k, _| {
+            ids.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            true
+        })?;
+        Ok(ids)
+    }
+
+    /// Every identifier, in order.
+    pub fn all_ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        self.backend().scan(Table::Objects, b"", &mut |k, _| {
+            ids.push(String::from_utf8_lossy(k).into_owned());
+            true
+        })?;
+        Ok(ids)
+    }
+
+    /// Visits every object until `visit` returns false.
+    pub fn for_each(&self, visit: &mut dyn FnMut(ManagedObject) -> bool) -> Result<()> {
+        let mut err = None;
+        self.backend()
+            .scan(Table::Objects, b"", &mut |k, v| match decode_record(
+                &String::from_utf8_lossy(k),
+                v,
+            ) {
+                Ok(o) => visit(o),
+                Err(e) => {
+                    err = Some(e);
+                    false
+                }
+            })?;
+        err.map_or(Ok(()), Err)
+    }
+}

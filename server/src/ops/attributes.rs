@@ -1,0 +1,455 @@
+//! Get Attributes, Get Attribute List, Add, Modify, Delete and Set
+//! Attribute, and the rules on which attributes clients may set and which
+//! exist in which protocol version.
+
+use super::OpCtx;
+use crate::errors::{OpError, OpResult};
+use crate::model::{names, ManagedObject};
+use kmip::messages::attributes::{is_custom, Attribute, Attributes, TemplateAttribute};
+use kmip::messages::payloads::{
+    AddAttributeRequest, AttributeChangeResponse, DeleteAttributeRequest, GetAttributeListRequest,
+    GetAttributeListResponse, GetAttributesRequest, GetAttributesResponse, IdResponse,
+    ModifyAttributeRequest, SetAttributeRequest,
+};
+use kmip::tables::{State, Tag};
+use kmip::{ProtocolVersion, Ttlv};
+
+/// Attributes only the server sets.
+const SERVER_ONLY: &[&str] = &[
+    names::UNIQUE_IDENTIFIER,
+    names::OBJECT_TYPE,
+    names::STATE,
+    names::INITIAL_DATE,
+    names::LAST_CHANGE_DATE,
+    names::DESTROY_DATE,
+    names::COMPROMISE_DATE,
+    names::COMPROMISE_OCCURRENCE_DATE,
+    names::REVOCATION_REASON,
+    names::ARCHIVE_DATE,
+    names::LEASE_TIME,
+    names::FRESH,
+    names::DIGEST,
+    names::ORIGINAL_CREATION_DATE,
+    names::CERTIFICATE_TYPE,
+    "Certificate Length",
+    "Certificate Identifier",
+    "Certificate Subject",
+    "Certificate Issuer",
+    "X.509 Certificate Identifier",
+    "X.509 Certificate Subject",
+    "X.509 Certificate Issuer",
+    "Digital Signature Algorithm",
+    "Key Value Present",
+    "Always Sensitive",
+    "Never Extractable",
+];
+
+/// Attributes that may be set when an object is created but not changed later.
+const CREATE_ONLY: &[&str] = &[
+    names::CRYPTOGRAPHIC_ALGORITHM,
+    names::CRYPTOGRAPHIC_LENGTH,
+    "Cryptographic Domain Parameters",
+    names::CRYPTOGRAPHIC_USAGE_MASK,
+];
+
+/// Attributes with several instances.
+fn multi_valued(name: &str) -> bool {
+    is_custom(name)
+        || matches!(
+            name,
+            names::NAME
+                | names::OBJECT_GROUP
+                | names::LINK
+                | "Application Specific Information"
+                | "Cryptographic Parameters"
+                | "Alternative Name"
+                | names::DIGEST
+        )
+}
+
+/// The protocol version that introduced an attribute (1.0 for the rest).
+fn introduced(name: &str) -> ProtocolVersion {
+    match name {
+        names::FRESH => ProtocolVersion::V1_1,
+        "Alternative Name"
+        | "Key Value Present"
+        | "Key Value Location"
+        | names::ORIGINAL_CREATION_DATE => ProtocolVersion::V1_2,
+        "Random Number Generator" => ProtocolVersion::V1_3,
+        "PKCS#12 Friendly Name"
+        | "Description"
+        | "Comment"
+        | "Sensitive"
+        | "Always Sensitive"
+        | "Extractable"
+        | "Never Extractable" => ProtocolVersion::V1_4,
+        _ => ProtocolVersion::V1_0,
+    }
+}
+
+/// Whether attribute `name` exists in protocol version `v`.
+pub fn exists_in(name: &str, v: ProtocolVersion) -> bool {
+    if v.is_2x() {
+        // 2.x dropped these 1.x attributes.
+        return !matches!(
+            name,
+            "Certificate Identifier"
+                | "Certificate Subject"
+                | "Certificate Issuer"
+                | "Operation Policy Name"
+        );
+    }
+    introduced(name) <= v
+}
+
+/// Refuses attributes a client may not set (`at_create`: Create/Register time).
+pub fn check_client_settable(name: &str, at_create: bool) -> OpResult<()> {
+    if name.is_empty() {
+        return Err(OpError::InvalidField("empty attribute name".into()));
+    }
+    if SERVER_ONLY.contains(&name) || (!at_create && CREATE_ONLY.contains(&name)) {
+        return Err(OpError::ReadOnlyAttribute(format!(
+            "attribute {name:?} is set by the server"
+        )));
+    }
+    if !is_custom(name)
+        && kmip::messages::attributes::expected_type(name).is_none()
+        && Tag::from_name(name).is_none()
+    {
+        return Err(OpError::InvalidField(format!("unknown attribute {name:?}")));
+    }
+    Ok(())
+}
+
+/// The attributes of a 1.x Template-Attribute or a 2.x Attributes structure.
+pub fn request_attributes(
+    ctx: &OpCtx<'_>,
+    template: Option<&TemplateAttribute>,
+    attributes: Option<&Attributes>,
+) -> OpResult<Vec<Attribute>> {
+    let _ = ctx;
+    let mut out = Vec::new();
+    if let Some(t) = template {
+        if !t.names.is_empty() {
+            return Err(OpError::FeatureNotSupported(
+                "Templates referenced by Name are not supported".into(),
+            ));
+        }
+        out.extend(t.attributes.iter().cloned());
+    }
+    if let Some(a) = attributes {
+        out.extend(a.0.iter().cloned());
+    }
+    for a in &mut out {
+        a.index = None;
+    }
+    Ok(out)
+}
+
+fn visible(o: &ManagedObject, v: ProtocolVersion) -> impl Iterator<Item = &Attribute> {
+    o.attributes.iter().filter(move |a| exists_in(&a.name, v))
+}
+
+fn for_response(a: &Attribute, v: ProtocolVersion) -> Attribute {
+    let mut a = a.clone();
+    if v.is_2x() || a.index == Some(0) {
+        // 1.x: index 0 may be omitted; 2.x has no Attribute Index.
+        a.index = if v.is_2x() {
+            None
+        } else {
+            a.index.filter(|i| *i != 0)
+        };
+    }
+    a
+}
+
+/// Get Attributes: the named attributes (all when none are named). An
+/// absent attribute is simply not returned: success with only the
+/// identifier, as vCenter expects before it adds its tags.
+pub fn get_attributes(
+    ctx: &OpCtx<'_>,
+    p: &GetAttributesRequest,
+) -> OpResult<GetAttributesResponse> {
+    let id = ctx.target(&p.unique_identifier)?;
+    let o = ctx.load(&id)?;
+    let mut wanted: Vec<String> = p.attribute_names.clone();
+    for r in &p.attribute_references {
+        wanted.push(reference_name(r)?);
+    }
+    let v = ctx.version;
+    let selected: Vec<Attribute> = visible(&o, v)
+        .filter(|a| wanted.is_empty() || wanted.contains(&a.name))
+        .map(|a| for_response(a, v))
+        .collect();
+    let mut r = GetAttributesResponse {
+        unique_identifier: o.id.clone(),
+        ..Default::default()
+    };
+    if v.is_2x() {
+        r.attributes = Some(Attributes(selected));
+    } else {
+        r.attributes_1x = selected;
+    }
+    Ok(r)
+}
+
+/// A 2.x Attribute Reference: an Enumeration naming a tag, or a vendor
+/// (Vendor Identification, Attribute Name) structure.
+fn reference_name(r: &Ttlv) -> OpResult<String> {
+    if let Ok(tag) = r.as_enum() {
+        return Tag(tag)
+            .name()
+            .map(str::to_owned)
+            .ok_or_else(|| OpError::InvalidField(format!("unknown attribute tag 0x{tag:06X}")));
+    }
+    let vendor = r
+        .child(Tag::VENDOR_IDENTIFICATION)
+        .and_then(|v| v.as_text().ok());
+    let name = r.child(Tag::ATTRIBUTE_NAME).and_then(|v| v.as_text().ok());
+    match (vendor, name) {
+        (Some(v), Some(n)) if v == "x" || v == "y" => Ok(format!("{v}-{n}")),
+        (Some(v), Some(n)) => Ok(format!("{v}:{n}")),
+        _ => Err(OpError::InvalidField(
+            "Attribute Reference must name a tag or a vendor attribute".into(),
+        )),
+    }
+}
+
+/// Get Attribute List: the names of the attributes the object has.
+pub fn get_attribute_list(
+    ctx: &OpCtx<'_>,
+    p: &GetAttributeListRequest,
+) -> OpResult<GetAttributeListResponse> {
+    let id = ctx.target(&p.unique_identifier)?;
+    let o = ctx.load(&id)?;
+    let mut names: Vec<String> = Vec::new();
+    for a in visible(&o, ctx.version) {
+        if !names.contains(&a.name) {
+            names.push(a.name.clone());
+        }
+    }
+    let mut r = GetAttributeListResponse {
+        unique_identifier: o.id.clone(),
+        ..Default::default()
+    };
+    if ctx.version.is_2x() {
+        r.attribute_references = names
+            .iter()
+            .map(|n| match Tag::from_name(n).filter(|_| !is_custom(n)) {
+                Some(t) => Ttlv::enumeration(Tag::ATTRIBUTE_REFERENCE, t.0),
+                None => {
+                    Attribute::new(n.clone(), kmip::Value::TextString(String::new())).encode_2x()
+                }
+            })
+            .map(|mut t| {
+                t.tag = Tag::ATTRIBUTE_REFERENCE;
+                if let kmip::Value::Structure(c) = &mut t.value {
+                    c.retain(|x| x.tag != Tag::ATTRIBUTE_VALUE);
+                }
+                t
+            })
+            .collect();
+    } else {
+        r.attribute_names = names;
+    }
+    Ok(r)
+}
+
+fn the_attribute(
+    one: &Option<Attribute>,
+    holder: Option<&kmip::messages::payloads::AttributeHolder>,
+) -> OpResult<Attribute> {
+    one.clone()
+        .or_else(|| holder.map(|h| h.0.clone()))
+        .ok_or_else(|| OpError::MissingData("no attribute given".into()))
+}
+
+fn refuse_if_destroyed_material(o: &ManagedObject, name: &str) -> OpResult<()> {
+    let s = o.stored_state();
+    if (s == State::DESTROYED || s == State::DESTROYED_COMPROMISED) && !is_custom(name) {
+        return Err(OpError::WrongState(format!("object {} is destroyed", o.id)));
+    }
+    Ok(())
+}
+
+/// Checks rules for dates that depend on the lifecycle state.
+fn check_date_change(o: &ManagedObject, name: &str) -> OpResult<()> {
+    let s = o.stored_state();
+    match name {
+        names::ACTIVATION_DATE if s != State::PRE_ACTIVE => Err(OpError::WrongState(format!(
+            "the Activation Date can change only while Pre-Active (object is {s})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Add Attribute: a new instance (custom and multi-valued attributes get
+/// the next index); a single-valued attribute that exists is refused.
+pub async fn add_attribute(
+    ctx: &OpCtx<'_>,
+    p: &AddAttributeRequest,
+) -> OpResult<AttributeChangeResponse> {
+    let id = ctx.target(&p.unique_identifier)?;
+    let mut a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
+    check_client_settable(&a.name, false)?;
+    let _guard = ctx.server.lock(&id).await;
+    let old = ctx.load_online(&id)?;
+    refuse_if_destroyed_material(&old, &a.name)?;
+    check_date_change(&old, &a.name)?;
+    if !multi_valued(&a.name) && old.first(&a.name).is_some() {
+        return Err(OpError::IllegalOperation(format!(
+            "attribute {:?} already exists and is single-valued",
+            a.name
+        )));
+    }
+    let mut new = old.clone();
+    a.index = Some(new.next_index(&a.name));
+    new.attributes.push(a.clone());
+    ctx.save(Some(&old), &mut new).await?;
+    Ok(AttributeChangeResponse {
+        unique_identifier: id,
+        attribute: (!ctx.version.is_2x()).then(|| for_response(&a, ctx.version)),
+    })
+}
+
+/// Modify Attribute: replaces the instance at the given index (1.x) or
+/// the instance equal to Current Attribute (2.x), or the only instance.
+pub async fn modify_attribute(
+    ctx: &OpCtx<'_>,
+    p: &ModifyAttributeRequest,
+) -> OpResult<AttributeChangeResponse> {
+    let id = ctx.target(&p.unique_identifier)?;
+    let a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
+    check_client_settable(&a.name, false)?;
+    let _guard = ctx.server.lock(&id).await;
+    let old = ctx.load_online(&id)?;
+    refuse_if_destroyed_material(&old, &a.name)?;
+    check_date_change(&old, &a.name)?;
+    let mut new = old.clone();
+    let pos = match (&p.current_attribute, a.index) {
+        (Some(cur), _) => new
+            .attributes
+            .iter()
+            .position(|x| x.name == cur.0.name && x.value == cur.0.value),
+        (None, Some(i)) => new
+            .attributes
+            .iter()
+            .position(|x| x.name == a.name && x.index.unwrap_or(0) == i),
+        (None, None) => new
+            .attributes
+            .iter()
+            .position(|x| x.name == a.name && x.index.unwrap_or(0) == 0),
+    }
+    .ok_or_else(|| {
+        if old.first(&a.name).is_some() {
+            OpError::IndexOutOfBounds(format!("no such instance of {:?}", a.name))
+        } else {
+            OpError::InvalidField(format!(
+                "object {id} has no attribute {:?} to modify",
+                a.name
+            ))
+        }
+    })?;
+    let index = new.attributes[pos].index;
+    new.attributes[pos].value = a.value.clone();
+    let stored = new.attributes[pos].clone();
+    ctx.save(Some(&old), &mut new).await?;
+    let _ = index;
+    Ok(AttributeChangeResponse {
+        unique_identifier: id,
+        attribute: (!ctx.version.is_2x()).then(|| for_response(&stored, ctx.version)),
+    })
+}
+
+/// Delete Attribute: removes the instance at the index (default 0), or the
+/// instance equal to Current Attribute, or every instance named by an
+/// Attribute Reference.
+pub async fn delete_attribute(
+    ctx: &OpCtx<'_>,
+    p: &DeleteAttributeRequest,
+) -> OpResult<AttributeChangeResponse> {
+    let id = ctx.target(&p.unique_identifier)?;
+    let name = match (
+        &p.attribute_name,
+        &p.current_attribute,
+        &p.attribute_reference,
+    ) {
+        (Some(n), _, _) => n.clone(),
+        (None, Some(c), _) => c.0.name.clone(),
+        (None, None, Some(r)) => reference_name(r)?,
+        _ => return Err(OpError::MissingData("no attribute named".into())),
+    };
+    if SERVER_ONLY.contains(&name.as_str()) || CREATE_ONLY.contains(&name.as_str()) {
+        return Err(OpError::ReadOnlyAttribute(format!(
+            "attribute {name:?} cannot be deleted"
+        )));
+    }
+    let _guard = ctx.server.lock(&id).await;
+    let old = ctx.load_online(&id)?;
+    let mut new = old.clone();
+    let removed: Vec<Attribute> = match (&p.current_attribute, &p.attribute_reference) {
+        (Some(c), _) => {
+            let pos = new
+                .attributes
+                .iter()
+                .position(|x| x.name == name && x.value == c.0.value)
+                .ok_or_else(|| {
+                    OpError::InvalidField(format!("no instance of {name:?} with that value"))
+                })?;
+            vec![new.attributes.remove(pos)]
+        }
+        (None, Some(_)) => {
+            let all: Vec<Attribute> = new.all(&name).cloned().collect();
+            new.remove(&name);
+            all
+        }
+        (None, None) => {
+            let i = p.attribute_index.unwrap_or(0);
+            let pos = new
+                .attributes
+                .iter()
+                .position(|x| x.name == name && x.index.unwrap_or(0) == i)
+                .ok_or_else(|| {
+                    if old.first(&name).is_some() {
+                        OpError::IndexOutOfBounds(format!("no instance {i} of {name:?}"))
+                    } else {
+                        OpError::InvalidField(format!("object {id} has no attribute {name:?}"))
+                    }
+                })?;
+            vec![new.attributes.remove(pos)]
+        }
+    };
+    if removed.is_empty() {
+        return Err(OpError::InvalidField(format!(
+            "object {id} has no attribute {name:?}"
+        )));
+    }
+    ctx.save(Some(&old), &mut new).await?;
+    Ok(AttributeChangeResponse {
+        unique_identifier: id,
+        attribute: (!ctx.version.is_2x()).then(|| for_response(&removed[0], ctx.version)),
+    })
+}
+
+/// Set Attribute (2.x): sets a single-valued attribute, replacing its value.
+pub async fn set_attribute(ctx: &OpCtx<'_>, p: &SetAttributeRequest) -> OpResult<IdResponse> {
+    let id = ctx.target(&p.unique_identifier)?;
+    let a = p.new_attribute.0.clone();
+    check_client_settable(&a.name, false)?;
+    if multi_valued(&a.name) {
+        return Err(OpError::IllegalOperation(format!(
+            "attribute {:?} is multi-valued: use Add or Modify Attribute",
+            a.name
+        )));
+    }
+    let _guard = ctx.server.lock(&id).await;
+    let old = ctx.load_online(&id)?;
+    refuse_if_destroyed_material(&old, &a.name)?;
+    check_date_change(&old, &a.name)?;
+    let mut new = old.clone();
+    new.set(&a.name, a.value);
+    ctx.save(Some(&old), &mut new).await?;
+    Ok(IdResponse {
+        unique_identifier: id,
+    })
+}

@@ -1,0 +1,159 @@
+//! Operations: the batch loop ([`batch`]) and one module per operation
+//! family, each a function from a typed request payload to a typed response
+//! payload or an [`OpError`].
+//!
+//! [`OpCtx`] carries what every operation needs: the server, the caller,
+//! the request's protocol version, the time and the ID Placeholder.
+
+pub mod attributes;
+pub mod batch;
+pub mod create;
+pub mod get;
+pub mod lifecycle;
+pub mod locate;
+pub mod misc;
+pub mod query;
+
+use crate::access::Caller;
+use crate::errors::{OpError, OpResult};
+use crate::model::{names, ManagedObject, Material};
+use crate::state::Server;
+use crate::store::Transaction;
+use kmip::messages::objects::Object;
+use kmip::tables::State;
+use kmip::{Ctx, Limits, ProtocolVersion, Value};
+use kmipd_hsm::WrappedKey;
+use std::sync::Arc;
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+/// Context of one batch item.
+#[derive(Debug)]
+pub struct OpCtx<'a> {
+    /// Server state.
+    pub server: &'a Server,
+    /// The authenticated caller.
+    pub caller: &'a Caller,
+    /// Protocol version of the request.
+    pub version: ProtocolVersion,
+    /// Request time (seconds).
+    pub now: i64,
+    /// The ID Placeholder: the last Unique Identifier a batch item produced.
+    pub placeholder: Option<String>,
+}
+
+impl OpCtx<'_> {
+    /// The codec context of this request.
+    pub fn ctx(&self) -> Ctx {
+        Ctx::new(self.version)
+    }
+
+    /// The object id named by the request, or the ID Placeholder.
+    pub fn target(&self, id: &Option<String>) -> OpResult<String> {
+        id.clone()
+            .or_else(|| self.placeholder.clone())
+            .ok_or_else(|| {
+                OpError::MissingData("no Unique Identifier and no ID Placeholder".into())
+            })
+    }
+
+    /// Loads an object the caller may see, with date-driven state applied.
+    pub fn load(&self, id: &str) -> OpResult<ManagedObject> {
+        let mut o = self
+            .server
+            .catalog
+            .get(id)?
+            .filter(|o| self.server.policy.may_see(self.caller, &o.group))
+            .ok_or_else(|| OpError::NotFound(format!("object {id} not found")))?;
+        o.advance_state(self.now);
+        Ok(o)
+    }
+
+    /// Loads an object that must be online (not archived).
+    pub fn load_online(&self, id: &str) -> OpResult<ManagedObject> {
+        let o = self.load(id)?;
+        if o.archived {
+            return Err(OpError::Archived(format!(
+                "object {id} is archived; recover it first"
+            )));
+        }
+        Ok(o)
+    }
+
+    /// Stores `new` (replacing `old`), durable before return.
+    pub async fn save(&self, old: Option<&ManagedObject>, new: &mut ManagedObject) -> OpResult<()> {
+        self.save_all(vec![(old, new)]).await
+    }
+
+    /// Stores several objects in one atomic transaction, durable before return.
+    pub async fn save_all(
+        &self,
+        changes: Vec<(Option<&ManagedObject>, &mut ManagedObject)>,
+    ) -> OpResult<()> {
+        let mut txn = Transaction::new();
+        for (old, new) in changes {
+            new.revision = old.map_or(0, |o| o.revision) + 1;
+            new.set(names::LAST_CHANGE_DATE, Value::DateTime(self.now));
+            self.server.catalog.stage_put(&mut txn, old, new);
+            self.server.cache.evict(&new.id);
+        }
+        self.server.catalog.commit(&txn).await?;
+        Ok(())
+    }
+
+    /// Wraps an object's content under the current master key, off the runtime.
+    pub async fn protect(&self, id: &str, object: &Object) -> OpResult<Material> {
+        let plain = Zeroizing::new(
+            object
+                .encode(Ctx::new(ProtocolVersion::V1_4))
+                .to_bytes()
+                .map_err(|e| OpError::InvalidField(e.to_string()))?,
+        );
+        let protector = self.server.protector.clone();
+        let identity = id.as_bytes().to_vec();
+        let started = Instant::now();
+        let r = tokio::task::spawn_blocking(move || protector.protect(&identity, &plain))
+            .await
+            .map_err(|e| OpError::Internal(format!("protect task: {e}")))?;
+        self.server.metrics.hsm_call(started.elapsed(), r.is_ok());
+        let w = r?;
+        Ok(Material {
+            master_version: w.master_version(),
+            wrapped: w.to_bytes(),
+        })
+    }
+
+    /// The decoded content of an object, from the cache or unwrapped off the runtime.
+    pub async fn content(&self, o: &ManagedObject) -> OpResult<Object> {
+        let m = o.material.as_ref().ok_or_else(|| {
+            OpError::KeyValueNotPresent(format!("object {} has no key value", o.id))
+        })?;
+        let plain = match self.server.cache.get(&o.id, o.revision) {
+            Some(p) => p,
+            None => {
+                let w = WrappedKey::from_bytes(&m.wrapped)?;
+                let protector = self.server.protector.clone();
+                let identity = o.id.as_bytes().to_vec();
+                let started = Instant::now();
+                let r = tokio::task::spawn_blocking(move || protector.unprotect(&identity, &w))
+                    .await
+                    .map_err(|e| OpError::Internal(format!("unprotect task: {e}")))?;
+                self.server.metrics.hsm_call(started.elapsed(), r.is_ok());
+                let p = Arc::new(r?);
+                self.server
+                    .cache
+                    .put(&o.id, o.revision, m.master_version, p.clone());
+                p
+            }
+        };
+        let t = kmip::ttlv::decode(&plain, &Limits::default())
+            .map_err(|e| OpError::Internal(format!("stored content of {}: {e}", o.id)))?;
+        Object::decode(o.object_type, &t, Ctx::new(ProtocolVersion::V1_4))
+            .map_err(|e| OpError::Internal(format!("stored content of {}: {e}", o.id)))
+    }
+}
+
+/// Whether `state` permits using the object's key value for protection.
+pub fn is_active(state: State) -> bool {
+    state == State::ACTIVE
+}

@@ -1,0 +1,99 @@
+//! The server's shared state: store, key protector, cache, policy, clock,
+//! audit and metrics, built once at start and shared by every connection.
+
+use crate::access::AccessPolicy;
+use crate::audit::Audit;
+use crate::catalog::Catalog;
+use crate::keycache::KeyCache;
+use crate::metrics::Metrics;
+use kmipd_hsm::KeyProtector;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where time comes from: the system clock in production, a fake in tests.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Seconds since the epoch.
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+}
+
+/// A settable clock for tests.
+#[derive(Debug, Default)]
+pub struct FakeClock(pub std::sync::atomic::AtomicI64);
+
+impl Clock for FakeClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Number of lock stripes serialising writes to the same object.
+const STRIPES: usize = 256;
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct Server {
+    /// Objects.
+    pub catalog: Catalog,
+    /// Master key.
+    pub protector: Arc<dyn KeyProtector>,
+    /// Unwrapped content cache.
+    pub cache: KeyCache,
+    /// Identities and permissions.
+    pub policy: AccessPolicy,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Audit trail.
+    pub audit: Audit,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Vendor Identification for Query.
+    pub vendor: String,
+    /// Start time, for status.
+    pub started: Instant,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Server {
+    /// Assembles the state.
+    pub fn new(
+        catalog: Catalog,
+        protector: Arc<dyn KeyProtector>,
+        cache: KeyCache,
+        policy: AccessPolicy,
+        clock: Arc<dyn Clock>,
+        audit: Audit,
+        vendor: String,
+    ) -> Self {
+        Self {
+            catalog,
+            protector,
+            cache,
+            policy,
+            clock,
+            audit,
+            metrics: Metrics::default(),
+            vendor,
+            started: Instant::now(),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// Serialises read-modify-write of one object (striped by id).
+    pub async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        // STRIPES is non-zero, so the index is in bounds.
+        self.stripes[(h.finish() as usize) % STRIPES].lock().await
+    }
+}

@@ -1,0 +1,277 @@
+//! TLS for kmipd: rustls with TLS 1.3 and 1.2 (ECDHE, AES-GCM only),
+//! session resumption, and a client-certificate verifier that accepts all
+//! four of vCenter's trust methods.
+//!
+//! Client certificates are verified by chain (kmipd's CA, trusted foreign
+//! CAs, extra CA bundles: EKU clientAuth when an EKU is present, any usage
+//! when absent) or by a SHA-256 pin of the leaf itself (vCenter's
+//! self-signed certificate, which may say CA:TRUE and carry no EKU, and
+//! which a chain verifier rejects). By default a client certificate is
+//! requested but not required, so vCenter's certificate-reading connection
+//! (handshake, then close) completes; a request without a certificate is
+//! answered Authentication Not Successful.
+//!
+//! The configuration is rebuilt on reload (SIGHUP or a changed file)
+//! without touching established connections.
+
+use crate::config::TlsConfig;
+use kmipd_certs::TrustStore;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+};
+use std::sync::{Arc, RwLock};
+
+/// Errors building the TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file.
+    #[error("{0}")]
+    Certs(#[from] kmipd_certs::Error),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client verifier could not be built.
+    #[error("client certificate verifier: {0}")]
+    Verifier(String),
+}
+
+/// The crypto provider: ring, with AES-GCM suites only.
+pub fn provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites = vec![
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ];
+    Arc::new(p)
+}
+
+/// Accepts pinned leaves, or chains through the inner verifier.
+#[derive(Debug)]
+struct KmipdVerifier {
+    pins: Vec<[u8; 32]>,
+    chain: Option<Arc<dyn ClientCertVerifier>>,
+    mandatory: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+fn validity_ok(der: &[u8], now: UnixTime) -> Result<(), rustls::Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    let v = cert.validity();
+    if now < v.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidYet,
+        ));
+    }
+    if now > v.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        ));
+    }
+    Ok(())
+}
+
+impl ClientCertVerifier for KmipdVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints: a client then presents whatever certificate it has, which
+        // is what a pinned self-signed vCenter certificate needs.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let fp = kmipd_certs::fingerprint_sha256(end_entity.as_ref());
+        if self.pins.contains(&fp) {
+            validity_ok(end_entity.as_ref(), now)?;
+            return Ok(ClientCertVerified::assertion());
+        }
+        match &self.chain {
+            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A built TLS configuration and the trust store it was built from.
+#[derive(Debug)]
+pub struct TlsState {
+    /// For the acceptor.
+    pub config: Arc<ServerConfig>,
+    /// For mapping client certificates to roles.
+    pub trust: TrustStore,
+    /// Extra CA roots from `tls.client_ca` (their clients get the role in their OU).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// Builds the TLS state from configuration and the PKI directory.
+pub fn build(cfg: &TlsConfig) -> Result<TlsState, TlsError> {
+    let provider = provider();
+    let chain = kmipd_certs::load_certs(&cfg.cert)?;
+    let key = kmipd_certs::load_private_key(&cfg.key)?;
+    let trust = kmipd_certs::load_trust(&cfg.pki_dir)?;
+    let mut extra_roots = Vec::new();
+    for p in &cfg.client_ca {
+        extra_roots.extend(kmipd_certs::load_certs(p)?);
+    }
+    let mut roots = RootCertStore::empty();
+    for c in trust
+        .ca_roots()
+        .into_iter()
+        .chain(extra_roots.iter().cloned())
+    {
+        roots
+            .add(c)
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    }
+    let chain_verifier = if roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?,
+        )
+    };
+    let verifier = Arc::new(KmipdVerifier {
+        pins: trust.pins.iter().map(|p| p.fingerprint).collect(),
+        chain: chain_verifier,
+        mandatory: cfg.require_client_cert,
+        provider: provider.clone(),
+    });
+    let versions: &[&rustls::SupportedProtocolVersion] = if cfg.tls12 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.session_storage = ServerSessionMemoryCache::new(16_384);
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    Ok(TlsState {
+        config: Arc::new(config),
+        trust,
+        extra_roots,
+    })
+}
+
+/// The current TLS state, swapped on reload.
+#[derive(Debug)]
+pub struct Reloadable {
+    cfg: TlsConfig,
+    current: RwLock<Arc<TlsState>>,
+}
+
+impl Reloadable {
+    /// Builds the first state.
+    pub fn new(cfg: TlsConfig) -> Result<Self, TlsError> {
+        let state = build(&cfg)?;
+        Ok(Self {
+            cfg,
+            current: RwLock::new(Arc::new(state)),
+        })
+    }
+
+    /// The state for a new connection.
+    pub fn current(&self) -> Arc<TlsState> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Rebuilds from the files; on error the old state stays in force.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let state = build(&self.cfg)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+        Ok(())
+    }
+
+    /// The files whose change triggers a reload.
+    pub fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        let mut v = vec![
+            self.cfg.cert.clone(),
+            self.cfg.key.clone(),
+            self.cfg.pki_dir.join("pins.txt"),
+            self.cfg.pki_dir.join("ca.crt"),
+        ];
+        v.extend(self.cfg.client_ca.iter().cloned());
+        v
+    }
+
+    /// The trusted-CA folder (its change also triggers a reload).
+    pub fn pki_dir(&self) -> &std::path::Path {
+        &self.cfg.pki_dir
+    }
+}
+
+/// The role a verified leaf gets from the trust store or the extra CAs.
+pub fn trust_role(state: &TlsState, leaf: &[u8]) -> Option<String> {
+    if let Some(r) = state.trust.role_for(leaf) {
+        return Some(r.as_str().to_owned());
+    }
+    // Leaves under an extra CA bundle carry their role in the OU.
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    kmipd_certs::role_from_subject(&cert).map(|r| r.as_str().to_owned())
+}
