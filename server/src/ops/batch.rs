@@ -310,6 +310,9 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::ObtainLease(p) => R::ObtainLease(m::obtain_lease(ctx, p)?),
         P::GetUsageAllocation(p) => R::GetUsageAllocation(m::get_usage_allocation(ctx, p)?),
         P::RngRetrieve(p) => R::RngRetrieve(m::rng_retrieve(p)?),
+        P::Other(t) if super::admin::is_admin(item.operation) => {
+            R::Other(super::admin::run(ctx, item.operation, t).await?)
+        }
         P::Poll(_) | P::Cancel(_) => {
             return Err(OpError::InvalidField(
                 "no asynchronous operation is pending: kmipd answers synchronously".into(),

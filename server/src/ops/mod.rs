@@ -5,6 +5,7 @@
 //! [`OpCtx`] carries what every operation needs: the server, the caller,
 //! the request's protocol version, the time and the ID Placeholder.
 
+pub mod admin;
 pub mod attributes;
 pub mod batch;
 pub mod create;
@@ -13,6 +14,7 @@ pub mod lifecycle;
 pub mod locate;
 pub mod misc;
 pub mod query;
+pub mod status;
 
 use crate::access::Caller;
 use crate::errors::{OpError, OpResult};
@@ -112,9 +114,7 @@ impl OpCtx<'_> {
         let protector = self.server.protector.clone();
         let identity = id.as_bytes().to_vec();
         let started = Instant::now();
-        let r = tokio::task::spawn_blocking(move || protector.protect(&identity, &plain))
-            .await
-            .map_err(|e| OpError::Internal(format!("protect task: {e}")))?;
+        let r = hsm_call(tokio::task::spawn_blocking(move || protector.protect(&identity, &plain))).await?;
         self.server.metrics.hsm_call(started.elapsed(), r.is_ok());
         let w = r?;
         Ok(Material {
@@ -135,9 +135,7 @@ impl OpCtx<'_> {
                 let protector = self.server.protector.clone();
                 let identity = o.id.as_bytes().to_vec();
                 let started = Instant::now();
-                let r = tokio::task::spawn_blocking(move || protector.unprotect(&identity, &w))
-                    .await
-                    .map_err(|e| OpError::Internal(format!("unprotect task: {e}")))?;
+                let r = hsm_call(tokio::task::spawn_blocking(move || protector.unprotect(&identity, &w))).await?;
                 self.server.metrics.hsm_call(started.elapsed(), r.is_ok());
                 let p = Arc::new(r?);
                 self.server
@@ -150,6 +148,19 @@ impl OpCtx<'_> {
             .map_err(|e| OpError::Internal(format!("stored content of {}: {e}", o.id)))?;
         Object::decode(o.object_type, &t, Ctx::new(ProtocolVersion::V1_4))
             .map_err(|e| OpError::Internal(format!("stored content of {}: {e}", o.id)))
+    }
+}
+
+/// How long a request waits for one key-protection call. The PKCS#11
+/// backend bounds only the wait for a session; a call stuck inside an HSM
+/// cannot be cancelled, so the request gives up here instead.
+pub const HSM_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn hsm_call<T>(task: tokio::task::JoinHandle<T>) -> OpResult<T> {
+    match tokio::time::timeout(HSM_CALL_TIMEOUT, task).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(OpError::Internal(format!("key protection task: {e}"))),
+        Err(_) => Err(OpError::Internal("key protection call timed out".into())),
     }
 }
 
