@@ -117,7 +117,7 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         }
         None => None,
     };
-    tokio::spawn(watch_files(tls.clone(), rx.clone()));
+    tokio::spawn(watch_files(tls.clone(), server.clone(), rx.clone()));
     let listener = tokio::spawn(serve(listener, server.clone(), tls.clone(), opts, rx));
     Ok(Running {
         addr,
@@ -150,10 +150,33 @@ fn stamp(paths: &[PathBuf], dir: &std::path::Path) -> Vec<Option<SystemTime>> {
 
 /// Polls the certificate files every two seconds and reloads TLS when one
 /// changes (SIGHUP does the same at once, see the binary).
-async fn watch_files(tls: Arc<Reloadable>, mut shutdown: watch::Receiver<bool>) {
+/// Exports certificate expiries as metrics and warns of those within 30 days.
+pub fn publish_expiries(server: &Server, tls: &Reloadable) {
+    let state = tls.current();
+    crate::tls::warn_expiring(&state.expiries, server.clock.now());
+    server.metrics.set_certificates(
+        state
+            .expiries
+            .iter()
+            .map(|e| (e.kind.to_owned(), e.name.clone(), e.not_after))
+            .collect(),
+    );
+}
+
+async fn watch_files(
+    tls: Arc<Reloadable>,
+    server: Arc<Server>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let files = tls.watched_files();
     let mut last = stamp(&files, tls.pki_dir());
+    let mut ticks: u64 = 0;
     loop {
+        ticks += 1;
+        // Daily expiry warnings (a tick is two seconds).
+        if ticks % 43_200 == 0 {
+            publish_expiries(&server, &tls);
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = shutdown.wait_for(|s| *s) => return,
@@ -162,7 +185,10 @@ async fn watch_files(tls: Arc<Reloadable>, mut shutdown: watch::Receiver<bool>) 
         if now != last {
             last = now;
             match tls.reload() {
-                Ok(()) => tracing::info!("certificates changed: TLS configuration reloaded"),
+                Ok(()) => {
+                    tracing::info!("certificates changed: TLS configuration reloaded");
+                    publish_expiries(&server, &tls);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "certificates changed but cannot be loaded; keeping the old ones")
                 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub connections: AtomicI64,
     /// Connections accepted in total.
     pub accepted: AtomicU64,
+    certificates: Mutex<Vec<(String, String, i64)>>,
 }
 
 impl Metrics {
@@ -85,6 +86,11 @@ impl Metrics {
         }
     }
 
+    /// Sets the certificates whose expiry is exported: (kind, subject, not_after).
+    pub fn set_certificates(&self, certs: Vec<(String, String, i64)>) {
+        *self.certificates.lock().unwrap_or_else(|p| p.into_inner()) = certs;
+    }
+
     /// Handshake failures by cause (for tests and status).
     pub fn handshake_failures(&self) -> BTreeMap<String, u64> {
         self.handshake_failures
@@ -96,6 +102,21 @@ impl Metrics {
     /// Renders the Prometheus text format; `objects_by_state` comes from the store.
     pub fn render(&self, objects_by_state: &[(String, u64)]) -> String {
         let mut o = String::new();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let _ = writeln!(o, "# TYPE kmipd_certificate_expiry_days gauge");
+        for (kind, subject, not_after) in self
+            .certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let subject = subject.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                o,
+                "kmipd_certificate_expiry_days{{kind=\"{kind}\",subject=\"{subject}\"}} {}",
+                (not_after - now) as f64 / 86400.0
+            );
+        }
         let _ = writeln!(o, "# TYPE kmipd_requests_total counter");
         for ((op, res), n) in self
             .requests

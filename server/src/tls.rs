@@ -151,9 +151,46 @@ impl ClientCertVerifier for KmipdVerifier {
     }
 }
 
+/// A certificate kmipd serves or trusts, with its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// `server`, `ca`, `trusted-ca` or `pinned`.
+    pub kind: &'static str,
+    /// Subject (or pin name).
+    pub name: String,
+    /// Not After, seconds since the epoch.
+    pub not_after: i64,
+}
+
+fn expiry(kind: &'static str, der: &[u8]) -> Option<Expiry> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(Expiry {
+        kind,
+        name: c.subject().to_string(),
+        not_after: c.validity().not_after.timestamp(),
+    })
+}
+
+/// Days before expiry from which kmipd warns.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// Logs a warning for every certificate expiring within 30 days.
+pub fn warn_expiring(expiries: &[Expiry], now: i64) {
+    for e in expiries {
+        let days = (e.not_after - now).div_euclid(86_400);
+        if days < 0 {
+            tracing::error!(kind = e.kind, subject = %e.name, "certificate has expired");
+        } else if days < EXPIRY_WARNING_DAYS {
+            tracing::warn!(kind = e.kind, subject = %e.name, days, "certificate expires soon");
+        }
+    }
+}
+
 /// A built TLS configuration and the trust store it was built from.
 #[derive(Debug)]
 pub struct TlsState {
+    /// Expiry of the server certificate and every trusted certificate.
+    pub expiries: Vec<Expiry>,
     /// For the acceptor.
     pub config: Arc<ServerConfig>,
     /// For mapping client certificates to roles.
@@ -166,6 +203,7 @@ pub struct TlsState {
 pub fn build(cfg: &TlsConfig) -> Result<TlsState, TlsError> {
     let provider = provider();
     let chain = kmipd_certs::load_certs(&cfg.cert)?;
+    let leaf_for_expiry = chain.clone();
     let key = kmipd_certs::load_private_key(&cfg.key)?;
     let trust = kmipd_certs::load_trust(&cfg.pki_dir)?;
     let mut extra_roots = Vec::new();
@@ -209,10 +247,29 @@ pub fn build(cfg: &TlsConfig) -> Result<TlsState, TlsError> {
         .with_single_cert(chain, key)?;
     config.session_storage = ServerSessionMemoryCache::new(16_384);
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    let mut expiries: Vec<Expiry> = Vec::new();
+    expiries.extend(
+        leaf_for_expiry
+            .first()
+            .and_then(|c| expiry("server", c.as_ref())),
+    );
+    expiries.extend(trust.own_ca.as_ref().and_then(|c| expiry("ca", c.as_ref())));
+    for c in &trust.trusted_cas {
+        expiries.extend(expiry("trusted-ca", c.cert.as_ref()));
+    }
+    for p in &trust.pins {
+        if let Some(c) = &p.cert {
+            expiries.extend(expiry("pinned", c.as_ref()));
+        }
+    }
+    for c in &extra_roots {
+        expiries.extend(expiry("client-ca", c.as_ref()));
+    }
     Ok(TlsState {
         config: Arc::new(config),
         trust,
         extra_roots,
+        expiries,
     })
 }
 
@@ -274,4 +331,41 @@ pub fn trust_role(state: &TlsState, leaf: &[u8]) -> Option<String> {
     // Leaves under an extra CA bundle carry their role in the OU.
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
     kmipd_certs::role_from_subject(&cert).map(|r| r.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_cover_server_ca_and_pins() {
+        let d = tempfile::tempdir().unwrap();
+        let (config, _) = crate::dev::prepare(d.path(), true).unwrap();
+        let state = build(&config.tls).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let server = state
+            .expiries
+            .iter()
+            .find(|e| e.kind == "server")
+            .expect("server expiry");
+        let days = (server.not_after - now) / 86_400;
+        assert!((800..=826).contains(&days), "{days}");
+        assert!(state.expiries.iter().any(|e| e.kind == "ca"));
+        // The exported metric carries the days left.
+        let m = crate::metrics::Metrics::default();
+        m.set_certificates(
+            state
+                .expiries
+                .iter()
+                .map(|e| (e.kind.to_owned(), e.name.clone(), e.not_after))
+                .collect(),
+        );
+        let text = m.render(&[]);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kmipd_certificate_expiry_days{kind=\"server\""))
+            .expect("metric");
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v > 800.0 && v < 826.0, "{line}");
+    }
 }
