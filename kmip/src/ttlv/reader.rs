@@ -70,6 +70,29 @@ fn padded(len: usize) -> usize {
     len.div_ceil(8) * 8
 }
 
+/// Counts the items at the top level of `body` by hopping over their headers,
+/// at most `cap` of them. Only a capacity hint: the items are checked when
+/// they are read, and the count can never exceed `body.len() / 8`, so a
+/// hostile length cannot make the hint larger than the bytes received.
+fn count_children(mut body: &[u8], cap: usize) -> usize {
+    let mut n = 0;
+    while n < cap {
+        let Some(h) = body.get(..8) else { break };
+        let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let value = if h[3] == ItemType::Structure as u8 {
+            len
+        } else {
+            padded(len)
+        };
+        n += 1;
+        match body.get(8usize.saturating_add(value)..) {
+            Some(rest) => body = rest,
+            None => break,
+        }
+    }
+    n
+}
+
 impl Reader<'_, '_> {
     fn err(&self, offset: usize, kind: ErrorKind) -> Error {
         Error::at(offset, &self.path, kind)
@@ -134,7 +157,14 @@ impl Reader<'_, '_> {
                     ));
                 }
                 let struct_end = self.pos + len;
-                let mut children = Vec::new();
+                // Sizing the vector up front saves its regrowth (a copy of
+                // every child so far, each time) on long structures such as
+                // a Locate response's identifiers.
+                let room = self.limits.max_items.saturating_sub(self.items);
+                let mut children = Vec::with_capacity(count_children(
+                    self.buf.get(self.pos..struct_end).unwrap_or_default(),
+                    room,
+                ));
                 while self.pos < struct_end {
                     children.push(self.item(struct_end, depth + 1)?);
                 }
