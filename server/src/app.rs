@@ -90,6 +90,8 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
     ));
     let tls =
         Arc::new(Reloadable::new(config.tls.clone()).context("loading the TLS certificates")?);
+    // The server was built just above; nothing else has set it.
+    let _ = server.admin.tls.set(tls.clone());
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;

@@ -289,6 +289,24 @@ impl Catalog {
         self.gc.commit_durable(txn).await
     }
 
+    /// Every key and value of every table, read while no transaction can
+    /// commit (see [`GroupCommit::snapshot`]), durable on return; with the
+    /// sequence number of the last transaction included.
+    pub async fn snapshot(&self) -> Result<(Vec<(Table, Vec<u8>, Vec<u8>)>, u64)> {
+        self.gc
+            .snapshot(|b| {
+                let mut out = Vec::new();
+                for t in Table::ALL {
+                    b.scan(t, b"", &mut |k, v| {
+                        out.push((t, k.to_vec(), v.to_vec()));
+                        true
+                    })?;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     /// Identifiers indexed under `field` = `value`, in order.
     pub fn ids_where(&self, field: &str, value: &str) -> Result<Vec<String>> {
         let Some(prefix) = index_key(field, value, "") else {

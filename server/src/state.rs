@@ -60,6 +60,8 @@ pub struct Server {
     pub vendor: String,
     /// Start time, for status.
     pub started: Instant,
+    /// State of kmipd's admin operations (last-fetched times, backups).
+    pub admin: crate::ops::admin::AdminState,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -84,6 +86,7 @@ impl Server {
             metrics: Metrics::default(),
             vendor,
             started: Instant::now(),
+            admin: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  kmipd --dev                       # try it: certificates, master key and store in ./kmipd-dev\n  kmipd --config /etc/kmipd/kmipd.toml"
+    after_help = "Examples:\n  kmipd --dev                       # try it: certificates, master key and store in ./kmipd-dev\n  kmipd --config /etc/kmipd/kmipd.toml\n  kmipd restore kmipd.backup --data-dir /var/lib/kmipd-new"
 )]
 struct Args {
     /// Development mode: generate certificates, a software master key and a
@@ -39,6 +39,20 @@ enum Command {
     CheckConfig {
         /// The file.
         file: PathBuf,
+    },
+    /// Restore a `kmipctl backup` file into a new data directory (its
+    /// `store/`), refusing a directory that is not empty. The server must
+    /// then run with the same master key (HSM or master.key): the material
+    /// in a backup stays wrapped.
+    #[command(
+        after_help = "Example:\n  kmipd restore kmipd-2024-05-01.backup --data-dir /var/lib/kmipd-restored\n  cp kmipd-dev/master.key kmipd-dev/certs -r /var/lib/kmipd-restored/   # dev mode: same master key\n\nExit status: 0 restored; 1 the file is damaged or the directory is not empty."
+    )]
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The data directory to create (must not exist or be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 
@@ -76,11 +90,40 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use kmipd_server::ops::backup;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let b = backup::parse(&bytes).with_context(|| format!("{}", file.display()))?;
+    let total = b.entries.len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("restoring {bar:40} {pos}/{len} entries")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let n = backup::restore(&b, data_dir, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    println!(
+        "restored {n} entries ({} objects, taken {}) into {}",
+        b.manifest.entries.get("objects").copied().unwrap_or(0),
+        b.manifest.created,
+        data_dir.join("store").display()
+    );
+    println!(
+        "material is wrapped under master key version(s) {:?}: run kmipd there with the same master key",
+        b.manifest.master_key_versions
+    );
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(Command::CheckConfig { file }) = &args.command {
-        Config::load(file)?;
-        println!("{}: ok", file.display());
-        return Ok(());
+    match &args.command {
+        Some(Command::CheckConfig { file }) => {
+            Config::load(file)?;
+            println!("{}: ok", file.display());
+            return Ok(());
+        }
+        Some(Command::Restore { file, data_dir }) => return restore(file, data_dir),
+        None => {}
     }
     let (mut config, dev_paths) = if let Some(path) = &args.config {
         (Config::load(path)?, None)

@@ -34,6 +34,8 @@ pub mod op {
     pub const JOBS_RESUME: Operation = Operation(0x8000_0008);
     /// Read an object's content for `kmipctl keys show --reveal` (audited).
     pub const REVEAL: Operation = Operation(0x8000_0009);
+    /// Owner, group and last-fetched time of objects (`kmipctl keys list/show/destroy`).
+    pub const OBJECT_INFO: Operation = Operation(0x8000_0010);
 
     /// Display names for logs and audit.
     pub fn name(o: Operation) -> Option<&'static str> {
@@ -47,6 +49,7 @@ pub mod op {
             JOBS_PAUSE => "kmipd Jobs Pause",
             JOBS_RESUME => "kmipd Jobs Resume",
             REVEAL => "kmipd Reveal",
+            OBJECT_INFO => "kmipd Object Info",
             _ => return None,
         })
     }
@@ -69,6 +72,21 @@ pub mod tag {
     pub const BLOB: Tag = Tag(0x540106);
     /// Job identifier.
     pub const JOB: Tag = Tag(0x540107);
+    /// Object identifier (Reveal, Object Info).
+    pub const OBJECT: Tag = Tag(0x540108);
+    /// Byte offset (Backup chunks).
+    pub const OFFSET: Tag = Tag(0x540109);
+}
+
+/// Server-side state of the admin operations, one per server.
+#[derive(Debug, Default)]
+pub struct AdminState {
+    /// Last Get time of each object (for the destroy guard and `keys list`).
+    pub fetches: super::usage::FetchTracker,
+    /// Backups taken and not yet fully downloaded.
+    pub backups: super::backup::Pending,
+    /// The TLS state, for certificate expiry in status (set by `app::start`).
+    pub tls: std::sync::OnceLock<std::sync::Arc<crate::tls::Reloadable>>,
 }
 
 /// Whether `op` is one of kmipd's vendor operations.
@@ -83,9 +101,11 @@ pub async fn run(ctx: &mut OpCtx<'_>, op: Operation, payload: &Ttlv) -> OpResult
             "kmipd administrative operations need the admin role".into(),
         ));
     }
-    let _ = payload;
     match op {
         op::STATUS => Ok(super::status::status(ctx)),
+        op::BACKUP => super::backup::backup(ctx, payload).await,
+        op::REVEAL => super::reveal::reveal(ctx, payload).await,
+        op::OBJECT_INFO => super::usage::object_info(ctx, payload),
         _ => Err(OpError::OperationNotSupported(format!(
             "vendor operation 0x{:08X} is not supported",
             op.0
@@ -105,6 +125,14 @@ pub fn entry(name: &str, value: Ttlv) -> Ttlv {
             },
         ],
     )
+}
+
+/// The text of the first child `tag` of a payload.
+pub fn text_of(payload: &Ttlv, t: kmip::tables::Tag) -> Option<String> {
+    payload
+        .child(t)
+        .and_then(|v| v.as_text().ok())
+        .map(str::to_owned)
 }
 
 /// Reads ENTRY structures into (name, item) pairs.

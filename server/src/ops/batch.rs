@@ -248,6 +248,7 @@ async fn run(
         let op_name = item
             .operation
             .name()
+            .or_else(|| super::admin::op::name(item.operation))
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{:?}", item.operation));
         server

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod attributes;
+pub mod backup;
 pub mod batch;
 pub mod create;
 pub mod get;
@@ -14,7 +15,9 @@ pub mod lifecycle;
 pub mod locate;
 pub mod misc;
 pub mod query;
+pub mod reveal;
 pub mod status;
+pub mod usage;
 
 use crate::access::Caller;
 use crate::errors::{OpError, OpResult};
@@ -114,7 +117,10 @@ impl OpCtx<'_> {
         let protector = self.server.protector.clone();
         let identity = id.as_bytes().to_vec();
         let started = Instant::now();
-        let r = hsm_call(tokio::task::spawn_blocking(move || protector.protect(&identity, &plain))).await?;
+        let r = hsm_call(tokio::task::spawn_blocking(move || {
+            protector.protect(&identity, &plain)
+        }))
+        .await?;
         self.server.metrics.hsm_call(started.elapsed(), r.is_ok());
         let w = r?;
         Ok(Material {
@@ -135,7 +141,10 @@ impl OpCtx<'_> {
                 let protector = self.server.protector.clone();
                 let identity = o.id.as_bytes().to_vec();
                 let started = Instant::now();
-                let r = hsm_call(tokio::task::spawn_blocking(move || protector.unprotect(&identity, &w))).await?;
+                let r = hsm_call(tokio::task::spawn_blocking(move || {
+                    protector.unprotect(&identity, &w)
+                }))
+                .await?;
                 self.server.metrics.hsm_call(started.elapsed(), r.is_ok());
                 let p = Arc::new(r?);
                 self.server

@@ -5,6 +5,15 @@
 //!
 //! A dedicated thread does the flushing (it blocks on the disk); async
 //! callers wait on a watch channel and never block the runtime.
+//!
+//! Snapshots (online backup) must not tear a multi-record transaction: a
+//! scan of the backend is not isolated, so a Re-key that writes the old and
+//! the new key in one batch could be seen half-applied. Every commit
+//! therefore holds a *commit gate* shared (an async read lock, so writers
+//! never exclude each other), and [`GroupCommit::snapshot`] holds it
+//! exclusively for the span of its scan: the scan sees every transaction
+//! either whole or not at all. Reads never touch the gate; writers wait
+//! (asynchronously, off the runtime's threads) only while a snapshot scans.
 
 use super::{Backend, Result, Transaction};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +26,8 @@ use tokio::sync::watch;
 pub struct GroupCommit {
     inner: Arc<Inner>,
     durable_rx: watch::Receiver<u64>,
+    /// Commits hold it shared, snapshots exclusively (see the module docs).
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 struct Inner {
@@ -57,7 +68,11 @@ impl GroupCommit {
             .spawn(move || flusher(weak))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the flush thread"));
-        Self { inner, durable_rx }
+        Self {
+            inner,
+            durable_rx,
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+        }
     }
 
     /// The backend, for reads.
@@ -66,10 +81,50 @@ impl GroupCommit {
     }
 
     /// Applies `txn` atomically (visible at once) and returns its sequence
-    /// number, to pass to [`GroupCommit::durable`].
-    pub fn commit(&self, txn: &Transaction) -> Result<u64> {
+    /// number, to pass to [`GroupCommit::durable`]. Waits while a snapshot
+    /// scans.
+    pub async fn commit(&self, txn: &Transaction) -> Result<u64> {
+        let _shared = self.gate.read().await;
+        self.commit_gated(txn)
+    }
+
+    /// Like [`GroupCommit::commit`] but never waits: `None` when a snapshot
+    /// holds the gate (the caller retries later). For best-effort writes
+    /// such as last-fetched times.
+    pub fn try_commit(&self, txn: &Transaction) -> Option<Result<u64>> {
+        let _shared = self.gate.try_read().ok()?;
+        Some(self.commit_gated(txn))
+    }
+
+    fn commit_gated(&self, txn: &Transaction) -> Result<u64> {
         self.inner.backend.commit(txn)?;
         Ok(self.inner.committed.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// Runs `scan` over the backend while no transaction can commit, off the
+    /// runtime, then waits until everything it saw is durable (a backup never
+    /// holds a change the server could still lose). Returns what `scan`
+    /// returned and the sequence number of the last transaction it saw.
+    pub async fn snapshot<T, F>(&self, scan: F) -> Result<(T, u64)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
+    {
+        let exclusive = self.gate.clone().write_owned().await;
+        let backend = self.inner.backend.clone();
+        let seq = self.inner.committed.load(Ordering::SeqCst);
+        let out = tokio::task::spawn_blocking(move || {
+            let r = scan(backend.as_ref());
+            drop(exclusive);
+            r
+        })
+        .await
+        .map_err(|e| super::StoreError::Backend {
+            backend: "snapshot",
+            message: e.to_string(),
+        })??;
+        self.durable(seq).await;
+        Ok((out, seq))
     }
 
     /// Waits until the transaction numbered `seq` is on disk.
@@ -91,7 +146,7 @@ impl GroupCommit {
 
     /// Commits and waits for durability.
     pub async fn commit_durable(&self, txn: &Transaction) -> Result<()> {
-        let seq = self.commit(txn)?;
+        let seq = self.commit(txn).await?;
         self.durable(seq).await;
         Ok(())
     }

@@ -30,6 +30,14 @@ pub enum Table {
 }
 
 impl Table {
+    /// Every table, in prefix order.
+    pub const ALL: [Table; 4] = [Table::Index, Table::Jobs, Table::Meta, Table::Objects];
+
+    /// The table of a one-byte prefix.
+    pub fn from_prefix(p: u8) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.prefix() == p)
+    }
+
     /// A one-byte prefix, for backends that keep all tables in one keyspace.
     pub fn prefix(self) -> u8 {
         match self {
