@@ -131,8 +131,24 @@ impl TestServer {
         self.stop().await;
         let mut config = self.config.clone();
         config.server.listen = "127.0.0.1:0".parse()?;
-        self.running = Some(start(&config, None).await.context("restarting kmipd")?);
-        Ok(())
+        // The store's flush thread lets go of the database within a few
+        // hundred milliseconds of the last reference (sled's file lock).
+        let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
+        loop {
+            match start(&config, None).await {
+                Ok(r) => {
+                    self.running = Some(r);
+                    return Ok(());
+                }
+                Err(e)
+                    if format!("{e:#}").contains("could not acquire lock")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => return Err(e.context("restarting kmipd")),
+            }
+        }
     }
 
     /// Client configuration of the `admin` identity.
