@@ -85,20 +85,30 @@ pub async fn serve(
 }
 
 fn handshake_cause(e: &std::io::Error) -> &'static str {
-    let s = e.to_string();
+    use rustls::{CertificateError as C, Error as R};
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
-        "closed_during_handshake"
-    } else if s.contains("CertificateRequired") || s.contains("NoCertificatesPresented") {
+        return "closed_during_handshake";
+    }
+    // tokio-rustls wraps the rustls error: classify by its value, since the
+    // text changes between rustls versions (0.23 says "certificate expired:
+    // verification time …" for ExpiredContext) and webpki's CaUsedAsEndEntity
+    // (an unpinned self-signed vCenter certificate) has no telling name.
+    if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<R>()) {
+        return match r {
+            R::NoCertificatesPresented => "no_client_certificate",
+            R::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => "certificate_expired",
+            R::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+                "certificate_not_yet_valid"
+            }
+            R::InvalidCertificate(_) => "certificate_untrusted",
+            R::PeerIncompatible(_) => "incompatible",
+            R::InvalidMessage(_) => "not_tls",
+            _ => "other",
+        };
+    }
+    let s = e.to_string();
+    if s.contains("CertificateRequired") || s.contains("NoCertificatesPresented") {
         "no_client_certificate"
-    } else if s.contains("Expired") {
-        "certificate_expired"
-    } else if s.contains("NotValidYet") {
-        "certificate_not_yet_valid"
-    } else if s.contains("UnknownIssuer")
-        || s.contains("BadSignature")
-        || s.contains("InvalidCertificate")
-    {
-        "certificate_untrusted"
     } else if s.contains("PeerIncompatible")
         || s.contains("NoCipherSuitesInCommon")
         || s.contains("protocol version")
