@@ -344,10 +344,13 @@ pub fn restore(
     Ok(n)
 }
 
+/// Backup files by identifier, with when they were taken.
+type Downloads = HashMap<String, (Arc<Vec<u8>>, Instant)>;
+
 /// Backups taken and not yet fully downloaded.
 #[derive(Debug, Default)]
 pub struct Pending {
-    files: Mutex<HashMap<String, (Arc<Vec<u8>>, Instant)>>,
+    files: Mutex<Downloads>,
 }
 
 impl Pending {
