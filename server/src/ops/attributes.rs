@@ -177,10 +177,27 @@ pub fn get_attributes(
         wanted.push(reference_name(r)?);
     }
     let v = ctx.version;
-    let selected: Vec<Attribute> = visible(&o, v)
-        .filter(|a| wanted.is_empty() || wanted.contains(&a.name))
-        .map(|a| for_response(a, v))
-        .collect();
+    // Named attributes come back in the order the client named them (each
+    // name once, every instance of it), as clients pair them up that way;
+    // without names, every attribute in the object's order.
+    let selected: Vec<Attribute> = if wanted.is_empty() {
+        visible(&o, v).map(|a| for_response(a, v)).collect()
+    } else {
+        let mut seen: Vec<&str> = Vec::with_capacity(wanted.len());
+        let mut out = Vec::new();
+        for name in &wanted {
+            if seen.contains(&name.as_str()) {
+                continue;
+            }
+            seen.push(name);
+            out.extend(
+                visible(&o, v)
+                    .filter(|a| a.name == *name)
+                    .map(|a| for_response(a, v)),
+            );
+        }
+        out
+    };
     let mut r = GetAttributesResponse {
         unique_identifier: o.id.clone(),
         ..Default::default()
