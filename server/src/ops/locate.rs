@@ -134,6 +134,15 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         {
             continue;
         }
+        // A destroyed object keeps only its metadata (KMIP 1.x, Destroy):
+        // it is found only when the client asks for that State.
+        let destroyed = matches!(
+            o.stored_state(),
+            kmip::tables::State::DESTROYED | kmip::tables::State::DESTROYED_COMPROMISED
+        );
+        if destroyed && !filters.iter().any(|f| f.name == names::STATE) {
+            continue;
+        }
         if matches(&o, &filters) {
             found.push((o.date(names::INITIAL_DATE).unwrap_or(0), o.id));
         }
@@ -154,7 +163,12 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         .map(|(_, id)| id)
         .collect();
     Ok(LocateResponse {
-        located_items: (ctx.version >= ProtocolVersion::V1_3).then_some(total as i32),
+        // Located Items (1.3+) is optional ("a server MAY elect to omit
+        // this value"): it matters to a client that pages, so it is sent
+        // when the request limits or offsets the results.
+        located_items: (ctx.version >= ProtocolVersion::V1_3
+            && (p.maximum_items.is_some() || p.offset_items.is_some()))
+        .then_some(total as i32),
         unique_identifiers,
     })
 }
