@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod dev;
 pub mod errors;
 pub mod http;

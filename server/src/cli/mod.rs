@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod conformance;
 pub mod keys;
 pub mod output;
 pub mod status;
@@ -95,6 +96,9 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Replay OASIS KMIP XML test cases against a KMIP server.
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCommand),
 }
 
 /// How to reach kmipd.
@@ -203,6 +207,10 @@ pub async fn run(cli: Cli) -> u8 {
             clap_complete::generate(shell, &mut cmd, "kmipctl", &mut std::io::stdout());
             exit::OK
         }
+        Command::Conformance(c) => conformance::run(c).await.unwrap_or_else(|e| {
+            eprintln!("kmipctl: {e:#}");
+            exit::USAGE
+        }),
     }
 }
 

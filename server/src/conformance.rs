@@ -1,0 +1,1206 @@
+//! A runner for the OASIS KMIP XML test cases against any KMIP server.
+//!
+//! Each test-case file (format: `kmip::xml`, KMIP Profiles "XML
+//! Encoding", the OASIS "KMIP Test Cases" documents) is a sequence of
+//! request/response pairs. The runner opens one mutual-TLS connection per
+//! file and, for every pair in order:
+//!
+//! 1. converts the request to TTLV, substituting placeholders: `$NOW±n` is
+//!    the actual time of the request plus `n` seconds; every other
+//!    placeholder (`$UNIQUE_IDENTIFIER_n`, `$ASYNCHRONOUS_CORRELATION_VALUE`,
+//!    `$DATA_n`, `$IV_COUNTER_NONCE`, ...) takes the value a previous
+//!    response bound to it (using one before it is bound fails the step);
+//! 2. sends it and reads the response;
+//! 3. compares the response with the expected one, node by node: same tags,
+//!    same order, same types, same values, except
+//!    - where the expected value is a placeholder: bound to the actual
+//!      value on first sight, checked against the binding on every later
+//!      sight (two different `$UNIQUE_IDENTIFIER_n` must differ); `$NOW±n`
+//!      must lie between the time the request was sent and the time the
+//!      response came back (±2 s, plus `n`);
+//!    - the response header's Time Stamp, never compared;
+//!    - the named tolerances of [`RULES`], each documented there.
+//!
+//! The first difference ends the file with its step (1-based request
+//! number) and a readable path such as
+//! `ResponseMessage/BatchItem/ResponsePayload/Attribute[2]/AttributeValue`.
+//! Files are meant for an empty server, in order: some build on an earlier
+//! file's objects (TL-M-3 reads the key TL-M-2 wrote) and versions reuse
+//! object names. [`run_file_with`] can revoke and destroy, after the last
+//! step, the objects whose identifiers the file bound (best effort).
+//!
+//! Nothing here depends on kmipd: any KMIP server reachable with mutual TLS
+//! can be checked, PyKMIP's included.
+
+use crate::client::{Client, ClientConfig};
+use anyhow::Context;
+use kmip::tables::Tag;
+use kmip::ttlv::{ItemType, Ttlv, Value};
+use kmip::xml::{self, Placeholder, Step, XmlContent, XmlNode};
+use kmip::Limits;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A named tolerance of the comparison.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rule {
+    /// Short name, as reported.
+    pub name: &'static str,
+    /// What is tolerated and why.
+    pub doc: &'static str,
+}
+
+/// Every tolerance beyond placeholders and the response Time Stamp. Keep it
+/// short: each entry hides a class of differences.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "attribute-name-spacing",
+        doc: "Some corpus files carry text-extraction artifacts in Attribute Names \
+              (\"Cryptographic   Length\"); no KMIP attribute name has two spaces in a \
+              row, so runs of whitespace in Attribute Name values are collapsed to one \
+              space, in requests and expected responses alike.",
+    },
+    Rule {
+        name: "result-message",
+        doc: "A Result Message is free text for humans (KMIP 1.x, 6.11) and optional: its \
+              presence and text are not compared. Result Status and Result Reason are.",
+    },
+    Rule {
+        name: "locate-order",
+        doc: "The Unique Identifiers of a Locate response are a set: the specification \
+              does not order them, so they are matched in any order (count and values must \
+              agree).",
+    },
+    Rule {
+        name: "generated-key-material",
+        doc: "Keys the server generates (Create, Create Key Pair, Re-key, Re-key Key Pair, \
+              Derive Key) are random: in a response payload about such an object (its \
+              Unique Identifier was returned by one of those operations in this file), \
+              Key Material and Digest Value byte strings may differ from the expected ones; \
+              their length must agree.",
+    },
+    Rule {
+        name: "query-capabilities",
+        doc: "A Query response describes the server: the files list an example server's \
+              Operations and Object Types (\"only the mandatory operations are listed in the \
+              response example\", TL-M-1). The server's lists must include every expected \
+              value, in any order, and may hold more; Vendor Identification, Server \
+              Information and Application Namespaces are the server's own and not compared.",
+    },
+    Rule {
+        name: "server-clock",
+        doc: "Date-Times the server stamps from its own clock (Initial Date, Last Change \
+              Date, Activation Date set by Activate, ...) are written in the files as the \
+              time the case was recorded: a literal expected Date-Time within the file's \
+              recorded clock (its response Time Stamps, ±5 s) matches any actual \
+              Date-Time within this run of the file (±5 s).",
+    },
+];
+
+/// The first difference found in a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// Readable path of the node.
+    pub path: String,
+    /// What the file expects.
+    pub expected: String,
+    /// What the server sent.
+    pub got: String,
+}
+
+/// The outcome of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileResult {
+    /// The file as found.
+    pub path: PathBuf,
+    /// Its name relative to the directory it was found in (for directories
+    /// given on the command line) or as given.
+    pub name: String,
+    /// Whether every step matched.
+    pub passed: bool,
+    /// 1-based request number of the failure.
+    pub step: Option<usize>,
+    /// The first difference, when the failure is one.
+    pub difference: Option<Difference>,
+    /// Any other failure (parse, connection, placeholder use).
+    pub error: Option<String>,
+    /// Tolerances of [`RULES`] that were applied.
+    pub rules_applied: Vec<&'static str>,
+}
+
+impl FileResult {
+    /// The one-line report: `PASS path` or `FAIL path: step N: ...`.
+    pub fn line(&self) -> String {
+        if self.passed {
+            return format!("PASS {}", self.name);
+        }
+        let mut s = format!("FAIL {}: ", self.name);
+        if let Some(n) = self.step {
+            s.push_str(&format!("step {n}: "));
+        }
+        if let Some(d) = &self.difference {
+            s.push_str(&format!("{} expected {} got {}", d.path, d.expected, d.got));
+        } else if let Some(e) = &self.error {
+            s.push_str(e);
+        }
+        s
+    }
+}
+
+/// Every `.xml` file under `paths` (directories recursively, sorted), with
+/// its display name.
+pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(root, &p, out)?;
+            } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")) {
+                let name = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+                out.push((p, name));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, p, &mut out)?;
+        } else if p.is_file() {
+            out.push((p.clone(), p.display().to_string()));
+        } else {
+            anyhow::bail!("{}: no such file or directory", p.display());
+        }
+    }
+    Ok(out)
+}
+
+/// Expected failures: `relative/path.xml  reason` per line, `#` comments.
+#[derive(Debug, Clone, Default)]
+pub struct ExpectedFailures(pub Vec<(String, String)>);
+
+impl ExpectedFailures {
+    /// Parses the file text; every entry needs a reason.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut v = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (path, reason) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let reason = reason.trim();
+            anyhow::ensure!(
+                !reason.is_empty(),
+                "line {}: {path} has no reason (write `path  reason`)",
+                i + 1
+            );
+            v.push((path.to_owned(), reason.to_owned()));
+        }
+        Ok(Self(v))
+    }
+
+    /// The reason a file is expected to fail, if it is listed. An entry
+    /// matches a name equal to it or ending in `/entry`.
+    pub fn reason(&self, name: &str) -> Option<&str> {
+        let name = name.replace('\\', "/");
+        self.0
+            .iter()
+            .find(|(p, _)| name == *p || name.ends_with(&format!("/{p}")))
+            .map(|(_, r)| r.as_str())
+    }
+}
+
+/// The verdict of a run against an expected-failures list.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verdict {
+    /// Files that passed.
+    pub passed: usize,
+    /// Files that failed.
+    pub failed: usize,
+    /// Failures not on the list.
+    pub unexpected_failures: Vec<String>,
+    /// Listed files that pass now: remove them from the list.
+    pub now_passing: Vec<String>,
+}
+
+impl Verdict {
+    /// Judges `results` against `expected`.
+    pub fn judge(results: &[FileResult], expected: &ExpectedFailures) -> Self {
+        let mut v = Verdict::default();
+        for r in results {
+            let listed = expected.reason(&r.name).is_some();
+            if r.passed {
+                v.passed += 1;
+                if listed {
+                    v.now_passing.push(r.name.clone());
+                }
+            } else {
+                v.failed += 1;
+                if !listed {
+                    v.unexpected_failures.push(r.name.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// Whether the run is acceptable.
+    pub fn ok(&self) -> bool {
+        self.unexpected_failures.is_empty() && self.now_passing.is_empty()
+    }
+}
+
+/// Runs every file in order, one connection each.
+pub async fn run_files(cfg: &ClientConfig, files: &[(PathBuf, String)]) -> Vec<FileResult> {
+    let mut out = Vec::with_capacity(files.len());
+    for (p, name) in files {
+        out.push(run_file(cfg, p, name).await);
+    }
+    out
+}
+
+/// Runs one test-case file (no clean-up: a later file may build on what
+/// this one stored, as TL-M-3 reads the key TL-M-2 wrote).
+pub async fn run_file(cfg: &ClientConfig, path: &Path, name: &str) -> FileResult {
+    run_file_with(cfg, path, name, false).await
+}
+
+/// Runs one test-case file; with `cleanup`, then revokes and destroys the
+/// objects whose identifiers it bound (errors ignored).
+pub async fn run_file_with(
+    cfg: &ClientConfig,
+    path: &Path,
+    name: &str,
+    cleanup: bool,
+) -> FileResult {
+    let mut r = FileResult {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        passed: false,
+        step: None,
+        difference: None,
+        error: None,
+        rules_applied: Vec::new(),
+    };
+    let case = match std::fs::read_to_string(path)
+        .context("read")
+        .and_then(|t| xml::parse_test_case(&t).context("parse"))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            r.error = Some(format!("{e:#}"));
+            return r;
+        }
+    };
+    let mut case = case;
+    let mut respaced = false;
+    for s in &mut case.steps {
+        if let Step::Request(n) | Step::Response(n) = s {
+            respaced |= respace_attribute_names(n);
+        }
+    }
+    let mut run = FileRun::new(&case.steps);
+    if respaced {
+        run.applied("attribute-name-spacing");
+    }
+    let mut client = match tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(cfg)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            r.error = Some(format!("connect: {e:#}"));
+            return r;
+        }
+        Err(_) => {
+            r.error = Some("connect: timed out".into());
+            return r;
+        }
+    };
+    let outcome = run.steps(&mut client, &case.steps).await;
+    if cleanup {
+        run.cleanup(&mut client).await;
+    }
+    r.rules_applied = run.rules_applied.clone();
+    match outcome {
+        Ok(()) => r.passed = true,
+        Err((step, Failure::Diff(d))) => {
+            r.step = Some(step);
+            r.difference = Some(d);
+        }
+        Err((step, Failure::Error(e))) => {
+            r.step = Some(step);
+            r.error = Some(e);
+        }
+    }
+    r
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slack, in seconds, for times measured around a request.
+const NOW_SLACK: i64 = 2;
+/// Slack, in seconds, of the `server-clock` rule.
+const CLOCK_SLACK: i64 = 5;
+
+enum Failure {
+    Diff(Difference),
+    Error(String),
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The state of one file's run.
+struct FileRun {
+    bindings: HashMap<String, Value>,
+    /// Identifiers of objects the server generated (`generated-key-material`).
+    generated: Vec<Value>,
+    /// The Unique Identifier of the response payload being compared.
+    payload_id: Option<Value>,
+    /// The file's recorded clock: min and max response Time Stamps.
+    file_clock: Option<(i64, i64)>,
+    run_start: i64,
+    rules_applied: Vec<&'static str>,
+    version: Option<Ttlv>,
+}
+
+/// The window of one step: request sent, response received.
+#[derive(Clone, Copy)]
+struct Window {
+    sent: i64,
+    received: i64,
+}
+
+impl FileRun {
+    fn new(steps: &[Step]) -> Self {
+        let mut stamps = Vec::new();
+        for s in steps {
+            if let Step::Response(n) = s {
+                if let Some(t) = literal_time_stamp(n) {
+                    stamps.push(t);
+                }
+            }
+        }
+        let file_clock = match (stamps.iter().min(), stamps.iter().max()) {
+            (Some(a), Some(b)) => Some((*a, *b)),
+            _ => None,
+        };
+        Self {
+            bindings: HashMap::new(),
+            generated: Vec::new(),
+            payload_id: None,
+            file_clock,
+            run_start: now_secs(),
+            rules_applied: Vec::new(),
+            version: None,
+        }
+    }
+
+    async fn steps(&mut self, client: &mut Client, steps: &[Step]) -> Result<(), (usize, Failure)> {
+        let mut step = 0;
+        let mut pending: Option<(Ttlv, Window)> = None;
+        let limits = Limits {
+            max_message_size: 64 << 20,
+            ..Limits::default()
+        };
+        for s in steps {
+            match s {
+                Step::Time(_) => {}
+                Step::Request(node) => {
+                    step += 1;
+                    let sent = now_secs();
+                    let req = self
+                        .request(node, sent)
+                        .map_err(|e| (step, Failure::Error(e)))?;
+                    if self.version.is_none() {
+                        self.version = req
+                            .child(Tag::REQUEST_HEADER)
+                            .and_then(|h| h.child(Tag::PROTOCOL_VERSION))
+                            .cloned();
+                    }
+                    let bytes = req
+                        .to_bytes()
+                        .map_err(|e| (step, Failure::Error(format!("encode request: {e}"))))?;
+                    let resp =
+                        tokio::time::timeout(REQUEST_TIMEOUT, client.roundtrip_bytes(&bytes))
+                            .await
+                            .map_err(|_| (step, Failure::Error("no response within 30 s".into())))?
+                            .map_err(|e| (step, Failure::Error(format!("connection: {e:#}"))))?;
+                    let resp = Ttlv::from_bytes(&resp, &limits).map_err(|e| {
+                        (step, Failure::Error(format!("undecodable response: {e}")))
+                    })?;
+                    pending = Some((
+                        resp,
+                        Window {
+                            sent,
+                            received: now_secs(),
+                        },
+                    ));
+                }
+                Step::Response(node) => {
+                    let Some((actual, w)) = pending.take() else {
+                        return Err((step, Failure::Error("a response without a request".into())));
+                    };
+                    self.check(node, &actual, w).map_err(|e| (step, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The request with its placeholders bound.
+    fn request(&mut self, node: &XmlNode, now: i64) -> Result<Ttlv, String> {
+        let mut unbound = None;
+        let bindings = &self.bindings;
+        let t = node
+            .to_ttlv_with(&mut |p: &Placeholder<'_>| {
+                if p.name() == "$NOW" {
+                    return time_value(p.item_type, now + p.offset());
+                }
+                match bindings.get(p.text) {
+                    Some(v) => Some(v.clone()),
+                    None => {
+                        unbound.get_or_insert_with(|| p.text.to_owned());
+                        None
+                    }
+                }
+            })
+            .map_err(|e| match &unbound {
+                Some(u) => format!("request uses {u} before a response bound it"),
+                None => format!("request: {e}"),
+            })?;
+        if let Some(u) = unbound {
+            // A Text String placeholder parsed literally: still an error.
+            return Err(format!("request uses {u} before a response bound it"));
+        }
+        Ok(t)
+    }
+
+    fn check(&mut self, node: &XmlNode, actual: &Ttlv, w: Window) -> Result<(), Failure> {
+        // The expected tree with every value parsed; placeholders take their
+        // binding or a dummy (the comparison looks at the XmlNode for them).
+        let bindings = &self.bindings;
+        let expected = node
+            .to_ttlv_with(&mut |p: &Placeholder<'_>| {
+                if p.name() == "$NOW" {
+                    return time_value(p.item_type, 0);
+                }
+                bindings
+                    .get(p.text)
+                    .filter(|v| v.item_type() == p.item_type)
+                    .cloned()
+                    .or_else(|| dummy(p.item_type))
+            })
+            .map_err(|e| Failure::Error(format!("expected response: {e}")))?;
+        let mut path = vec![name_of(node.tag)];
+        self.compare(node, &expected, actual, node.tag, w, &mut path, None)
+            .map_err(Failure::Diff)
+    }
+
+    fn applied(&mut self, rule: &'static str) {
+        if !self.rules_applied.contains(&rule) {
+            self.rules_applied.push(rule);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compare(
+        &mut self,
+        node: &XmlNode,
+        exp: &Ttlv,
+        act: &Ttlv,
+        table_tag: Tag,
+        w: Window,
+        path: &mut Vec<String>,
+        operation: Option<u32>,
+    ) -> Result<(), Difference> {
+        if exp.tag != act.tag {
+            return Err(diff(path, name_of(exp.tag), name_of(act.tag)));
+        }
+        match (&node.content, &exp.value, &act.value) {
+            (XmlContent::Structure(nodes), Value::Structure(ec), Value::Structure(ac)) => {
+                self.compare_children(exp.tag, nodes, ec, ac, w, path, operation)
+            }
+            (XmlContent::Leaf { text, item_type }, _, _) => {
+                if act.item_type() != *item_type {
+                    return Err(diff(
+                        path,
+                        format!("a {}", item_type.name()),
+                        format!("a {} {}", act.item_type().name(), show(act, table_tag)),
+                    ));
+                }
+                if xml::is_placeholder(text) {
+                    return self.placeholder(text, act, table_tag, w, path);
+                }
+                if exp.value == act.value {
+                    return Ok(());
+                }
+                if exp.tag == Tag::KEY_MATERIAL || exp.tag == Tag::DIGEST_VALUE {
+                    if let (Value::ByteString(e), Value::ByteString(a)) = (&exp.value, &act.value) {
+                        let generated = self
+                            .payload_id
+                            .as_ref()
+                            .is_some_and(|id| self.generated.contains(id));
+                        if e.len() == a.len() && generated {
+                            self.applied("generated-key-material");
+                            return Ok(());
+                        }
+                    }
+                }
+                if let (Value::DateTime(e), Value::DateTime(a)) = (&exp.value, &act.value) {
+                    if let Some((lo, hi)) = self.file_clock {
+                        if (lo - CLOCK_SLACK..=hi + CLOCK_SLACK).contains(e)
+                            && (self.run_start - CLOCK_SLACK..=w.received + CLOCK_SLACK).contains(a)
+                        {
+                            self.applied("server-clock");
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(diff(path, show(exp, table_tag), show(act, table_tag)))
+            }
+            (XmlContent::Structure(_), _, _) => Err(diff(
+                path,
+                "a Structure".into(),
+                format!("a {} {}", act.item_type().name(), show(act, table_tag)),
+            )),
+        }
+    }
+
+    fn placeholder(
+        &mut self,
+        text: &str,
+        act: &Ttlv,
+        table_tag: Tag,
+        w: Window,
+        path: &mut [String],
+    ) -> Result<(), Difference> {
+        let (name, offset) = {
+            let p = Placeholder {
+                text,
+                item_type: act.item_type(),
+                path: &[],
+            };
+            (p.name().to_owned(), p.offset())
+        };
+        if name == "$NOW" {
+            let a = match act.value {
+                Value::DateTime(s) => s,
+                Value::DateTimeExtended(us) => us.div_euclid(1_000_000),
+                _ => {
+                    return Err(diff(
+                        path,
+                        format!("{text} (a Date-Time)"),
+                        show(act, table_tag),
+                    ))
+                }
+            };
+            let (lo, hi) = (w.sent + offset - NOW_SLACK, w.received + offset + NOW_SLACK);
+            if (lo..=hi).contains(&a) {
+                return Ok(());
+            }
+            return Err(diff(
+                path,
+                format!("{text} (between {} and {})", fmt_time(lo), fmt_time(hi)),
+                show(act, table_tag),
+            ));
+        }
+        match self.bindings.get(text) {
+            Some(v) if *v == act.value => Ok(()),
+            Some(v) => Err(diff(
+                path,
+                format!(
+                    "{text} = {}",
+                    show(&Ttlv::new(act.tag, v.clone()), table_tag)
+                ),
+                show(act, table_tag),
+            )),
+            None => {
+                if name.starts_with("$UNIQUE_IDENTIFIER") {
+                    if let Some((other, _)) = self
+                        .bindings
+                        .iter()
+                        .find(|(k, v)| k.starts_with("$UNIQUE_IDENTIFIER") && **v == act.value)
+                    {
+                        return Err(diff(
+                            path,
+                            format!("{text} (a new identifier)"),
+                            format!("{} (already {other})", show(act, table_tag)),
+                        ));
+                    }
+                }
+                self.bindings.insert(text.to_owned(), act.value.clone());
+                Ok(())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compare_children(
+        &mut self,
+        parent: Tag,
+        nodes: &[XmlNode],
+        ec: &[Ttlv],
+        ac: &[Ttlv],
+        w: Window,
+        path: &mut Vec<String>,
+        operation: Option<u32>,
+    ) -> Result<(), Difference> {
+        // Indices of what is compared position by position.
+        let mut e_idx: Vec<usize> = (0..ec.len()).collect();
+        let mut a_idx: Vec<usize> = (0..ac.len()).collect();
+        // The response Time Stamp is never compared.
+        if parent == Tag::RESPONSE_HEADER {
+            e_idx.retain(|&i| ec[i].tag != Tag::TIME_STAMP);
+            a_idx.retain(|&i| ac[i].tag != Tag::TIME_STAMP);
+        }
+        let operation = if parent == Tag::BATCH_ITEM {
+            ac.iter()
+                .find(|c| c.tag == Tag::OPERATION)
+                .and_then(|c| c.as_enum().ok())
+        } else {
+            operation
+        };
+        if parent == Tag::RESPONSE_PAYLOAD {
+            self.payload_id = ac
+                .iter()
+                .find(|c| c.tag == Tag::UNIQUE_IDENTIFIER)
+                .map(|c| c.value.clone());
+        }
+        if parent == Tag::BATCH_ITEM && operation.is_some_and(|o| GENERATING.contains(&o)) {
+            for p in ac.iter().filter(|c| c.tag == Tag::RESPONSE_PAYLOAD) {
+                for c in p.children().unwrap_or_default() {
+                    if [
+                        Tag::UNIQUE_IDENTIFIER,
+                        Tag::PRIVATE_KEY_UNIQUE_IDENTIFIER,
+                        Tag::PUBLIC_KEY_UNIQUE_IDENTIFIER,
+                    ]
+                    .contains(&c.tag)
+                    {
+                        self.generated.push(c.value.clone());
+                    }
+                }
+            }
+        }
+        if parent == Tag::BATCH_ITEM {
+            let (e, a) = (e_idx.len(), a_idx.len());
+            e_idx.retain(|&i| ec[i].tag != Tag::RESULT_MESSAGE);
+            a_idx.retain(|&i| ac[i].tag != Tag::RESULT_MESSAGE);
+            if e != e_idx.len() || a != a_idx.len() {
+                self.applied("result-message");
+            }
+        }
+        if parent == Tag::RESPONSE_PAYLOAD && operation == Some(QUERY) {
+            self.query_lists(ec, ac, &mut e_idx, &mut a_idx, path)?;
+        }
+        if parent == Tag::RESPONSE_PAYLOAD && operation == Some(LOCATE) {
+            self.locate_ids(nodes, ec, ac, &mut e_idx, &mut a_idx, path)?;
+        }
+        // The enumeration table of an Attribute Value follows its Attribute Name.
+        let attr_tag = ec
+            .iter()
+            .find(|c| c.tag == Tag::ATTRIBUTE_NAME)
+            .and_then(|c| c.as_text().ok())
+            .and_then(Tag::from_name);
+        for k in 0..e_idx.len().max(a_idx.len()) {
+            match (e_idx.get(k), a_idx.get(k)) {
+                (Some(&i), Some(&j)) => {
+                    path.push(step_name(ec, i));
+                    let table = match attr_tag {
+                        Some(t) if ec[i].tag == Tag::ATTRIBUTE_VALUE => t,
+                        _ => ec[i].tag,
+                    };
+                    self.compare(&nodes[i], &ec[i], &ac[j], table, w, path, operation)?;
+                    path.pop();
+                }
+                (Some(&i), None) => {
+                    path.push(step_name(ec, i));
+                    return Err(diff(path, describe(&ec[i]), "nothing".into()));
+                }
+                (None, Some(&j)) => {
+                    path.push(step_name(ac, j));
+                    return Err(diff(path, "nothing".into(), describe(&ac[j])));
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `query-capabilities`: the server's Operations and Object Types must
+    /// include the expected ones; descriptive fields are not compared.
+    fn query_lists(
+        &mut self,
+        ec: &[Ttlv],
+        ac: &[Ttlv],
+        e_idx: &mut Vec<usize>,
+        a_idx: &mut Vec<usize>,
+        path: &mut Vec<String>,
+    ) -> Result<(), Difference> {
+        const LISTS: &[Tag] = &[Tag::OPERATION, Tag::OBJECT_TYPE];
+        const OWN: &[Tag] = &[
+            Tag::VENDOR_IDENTIFICATION,
+            Tag::SERVER_INFORMATION,
+            Tag::APPLICATION_NAMESPACE,
+        ];
+        for &i in e_idx.iter() {
+            if LISTS.contains(&ec[i].tag) && !a_idx.iter().any(|&j| ac[j] == ec[i]) {
+                path.push(name_of(ec[i].tag));
+                return Err(diff(
+                    path,
+                    format!("{} among the server's", show(&ec[i], ec[i].tag)),
+                    "a list without it".into(),
+                ));
+            }
+        }
+        let skip = |t: &Ttlv| LISTS.contains(&t.tag) || OWN.contains(&t.tag);
+        let before = (e_idx.len(), a_idx.len());
+        e_idx.retain(|&i| !skip(&ec[i]));
+        a_idx.retain(|&j| !skip(&ac[j]));
+        if before != (e_idx.len(), a_idx.len()) {
+            self.applied("query-capabilities");
+        }
+        Ok(())
+    }
+
+    /// `locate-order`: matches the Unique Identifiers of a Locate response
+    /// as a set and removes them from positional comparison.
+    fn locate_ids(
+        &mut self,
+        nodes: &[XmlNode],
+        ec: &[Ttlv],
+        ac: &[Ttlv],
+        e_idx: &mut Vec<usize>,
+        a_idx: &mut Vec<usize>,
+        path: &mut Vec<String>,
+    ) -> Result<(), Difference> {
+        let is_id = |t: &Ttlv| t.tag == Tag::UNIQUE_IDENTIFIER;
+        let exp: Vec<usize> = e_idx.iter().copied().filter(|&i| is_id(&ec[i])).collect();
+        let mut left: Vec<usize> = a_idx.iter().copied().filter(|&j| is_id(&ac[j])).collect();
+        if exp.len() < 2 && left.len() < 2 {
+            return Ok(()); // nothing to reorder: compare positionally
+        }
+        let mut unbound = Vec::new();
+        for &i in &exp {
+            let want = match &nodes[i].content {
+                XmlContent::Leaf { text, .. } if xml::is_placeholder(text) => {
+                    match self.bindings.get(text) {
+                        Some(v) => Some(v.clone()),
+                        None => {
+                            unbound.push((i, text.clone()));
+                            continue;
+                        }
+                    }
+                }
+                _ => Some(ec[i].value.clone()),
+            };
+            match left
+                .iter()
+                .position(|&j| Some(&ac[j].value) == want.as_ref())
+            {
+                Some(p) => {
+                    left.remove(p);
+                }
+                None => {
+                    path.push("UniqueIdentifier".into());
+                    let d = diff(
+                        path,
+                        format!("{} among the identifiers", show(&ec[i], ec[i].tag)),
+                        format!("{} identifiers without it", left.len()),
+                    );
+                    return Err(d);
+                }
+            }
+        }
+        if unbound.len() != left.len() {
+            path.push("UniqueIdentifier".into());
+            return Err(diff(
+                path,
+                format!("{} identifiers", exp.len()),
+                format!("{}", exp.len() - unbound.len() + left.len()),
+            ));
+        }
+        for ((_, text), j) in unbound.into_iter().zip(left) {
+            self.bindings.insert(text, ac[j].value.clone());
+        }
+        let want: Vec<Option<Value>> = exp
+            .iter()
+            .map(|&i| match &nodes[i].content {
+                XmlContent::Leaf { text, .. } if xml::is_placeholder(text) => {
+                    self.bindings.get(text).cloned()
+                }
+                _ => Some(ec[i].value.clone()),
+            })
+            .collect();
+        let got: Vec<Option<Value>> = a_idx
+            .iter()
+            .filter(|&&j| is_id(&ac[j]))
+            .map(|&j| Some(ac[j].value.clone()))
+            .collect();
+        if want != got {
+            self.applied("locate-order");
+        }
+        e_idx.retain(|&i| !is_id(&ec[i]));
+        a_idx.retain(|&j| !is_id(&ac[j]));
+        Ok(())
+    }
+
+    /// Revokes and destroys the objects whose identifiers the file bound.
+    async fn cleanup(&mut self, client: &mut Client) {
+        let Some(version) = self.version.clone() else {
+            return;
+        };
+        let mut ids: Vec<(String, String)> = self
+            .bindings
+            .iter()
+            .filter(|(k, _)| k.starts_with("$UNIQUE_IDENTIFIER"))
+            .filter_map(|(k, v)| match v {
+                Value::TextString(s) => Some((k.clone(), s.clone())),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        for (_, id) in ids {
+            for item in [revoke_item(&id), destroy_item(&id)] {
+                let msg = Ttlv::structure(
+                    Tag::REQUEST_MESSAGE,
+                    vec![
+                        Ttlv::structure(
+                            Tag::REQUEST_HEADER,
+                            vec![version.clone(), Ttlv::int(Tag::BATCH_COUNT, 1)],
+                        ),
+                        item,
+                    ],
+                );
+                let Ok(bytes) = msg.to_bytes() else { return };
+                match tokio::time::timeout(REQUEST_TIMEOUT, client.roundtrip_bytes(&bytes)).await {
+                    Ok(Ok(_)) => {}
+                    _ => return,
+                }
+            }
+        }
+    }
+}
+
+const LOCATE: u32 = 0x08;
+const QUERY: u32 = 0x18;
+
+fn revoke_item(id: &str) -> Ttlv {
+    Ttlv::structure(
+        Tag::BATCH_ITEM,
+        vec![
+            Ttlv::enumeration(Tag::OPERATION, 0x13u32),
+            Ttlv::structure(
+                Tag::REQUEST_PAYLOAD,
+                vec![
+                    Ttlv::text(Tag::UNIQUE_IDENTIFIER, id),
+                    Ttlv::structure(
+                        Tag::REVOCATION_REASON,
+                        // Cessation of Operation.
+                        vec![Ttlv::enumeration(Tag::REVOCATION_REASON_CODE, 0x05u32)],
+                    ),
+                ],
+            ),
+        ],
+    )
+}
+
+fn destroy_item(id: &str) -> Ttlv {
+    Ttlv::structure(
+        Tag::BATCH_ITEM,
+        vec![
+            Ttlv::enumeration(Tag::OPERATION, 0x14u32),
+            Ttlv::structure(
+                Tag::REQUEST_PAYLOAD,
+                vec![Ttlv::text(Tag::UNIQUE_IDENTIFIER, id)],
+            ),
+        ],
+    )
+}
+
+/// `attribute-name-spacing`: collapses whitespace runs in Attribute Name
+/// values; whether anything changed.
+fn respace_attribute_names(n: &mut XmlNode) -> bool {
+    match &mut n.content {
+        XmlContent::Structure(c) => c
+            .iter_mut()
+            .fold(false, |acc, c| respace_attribute_names(c) | acc),
+        XmlContent::Leaf {
+            item_type: ItemType::TextString,
+            text,
+        } if n.tag == Tag::ATTRIBUTE_NAME && text.contains("  ") => {
+            *text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            true
+        }
+        XmlContent::Leaf { .. } => false,
+    }
+}
+
+fn literal_time_stamp(resp: &XmlNode) -> Option<i64> {
+    let XmlContent::Structure(c) = &resp.content else {
+        return None;
+    };
+    let header = c.iter().find(|n| n.tag == Tag::RESPONSE_HEADER)?;
+    let XmlContent::Structure(h) = &header.content else {
+        return None;
+    };
+    let ts = h.iter().find(|n| n.tag == Tag::TIME_STAMP)?;
+    match ts.to_ttlv().ok()?.value {
+        Value::DateTime(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn time_value(t: ItemType, secs: i64) -> Option<Value> {
+    match t {
+        ItemType::DateTime => Some(Value::DateTime(secs)),
+        ItemType::DateTimeExtended => Some(Value::DateTimeExtended(secs * 1_000_000)),
+        _ => None,
+    }
+}
+
+fn dummy(t: ItemType) -> Option<Value> {
+    Some(match t {
+        ItemType::TextString => Value::TextString(String::new()),
+        ItemType::ByteString => Value::ByteString(Vec::new()),
+        ItemType::Integer => Value::Integer(0),
+        ItemType::LongInteger => Value::LongInteger(0),
+        ItemType::Enumeration => Value::Enumeration(0),
+        ItemType::Boolean => Value::Boolean(false),
+        ItemType::DateTime => Value::DateTime(0),
+        ItemType::DateTimeExtended => Value::DateTimeExtended(0),
+        ItemType::Interval => Value::Interval(0),
+        ItemType::BigInteger => Value::BigInteger(kmip::ttlv::BigInt::from_be_bytes(&[0])),
+        ItemType::Structure => return None,
+    })
+}
+
+/// Operations whose new objects hold key material the server generated.
+const GENERATING: &[u32] = &[0x01, 0x02, 0x04, 0x05, 0x1D];
+
+fn name_of(tag: Tag) -> String {
+    xml::element_name(tag).unwrap_or_else(|| format!("0x{:06X}", tag.0))
+}
+
+/// The path element of child `i`: its name, with `[n]` (1-based) when the
+/// tag occurs more than once among the siblings.
+fn step_name(siblings: &[Ttlv], i: usize) -> String {
+    let tag = siblings[i].tag;
+    let same = siblings.iter().filter(|c| c.tag == tag).count();
+    if same > 1 {
+        let n = siblings[..i].iter().filter(|c| c.tag == tag).count() + 1;
+        format!("{}[{n}]", name_of(tag))
+    } else {
+        name_of(tag)
+    }
+}
+
+fn diff(path: &[String], expected: String, got: String) -> Difference {
+    Difference {
+        path: path.join("/"),
+        expected,
+        got,
+    }
+}
+
+/// A short description of an item: a leaf's value, a structure's name.
+fn describe(t: &Ttlv) -> String {
+    match &t.value {
+        Value::Structure(c) => format!("{} ({} items)", name_of(t.tag), c.len()),
+        _ => format!("{} {}", name_of(t.tag), show(t, t.tag)),
+    }
+}
+
+/// A leaf's value as the XML encoding writes it (enumerations by name from
+/// `table_tag`'s table), quoted.
+fn show(t: &Ttlv, table_tag: Tag) -> String {
+    if let Value::Structure(c) = &t.value {
+        return format!("a Structure of {} items", c.len());
+    }
+    let x = xml::to_xml(&Ttlv::new(table_tag, t.value.clone()));
+    let v = x
+        .find("value=\"")
+        .and_then(|i| x[i + 7..].rfind('"').map(|j| &x[i + 7..i + 7 + j]))
+        .unwrap_or("?");
+    format!("\"{v}\"")
+}
+
+fn fmt_time(secs: i64) -> String {
+    xml::to_xml(&Ttlv::date_time(Tag::TIME_STAMP, secs))
+        .split('"')
+        .nth(3)
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The JSON report of a run.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// Per file.
+    pub files: &'a [FileResult],
+    /// Totals and the judgement.
+    pub verdict: &'a Verdict,
+    /// The rules in force.
+    pub rules: &'static [Rule],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_failures_parse_and_match() {
+        let e = ExpectedFailures::parse("# c\n\nv1.0/A.xml  asymmetric keys\nB.xml x\n").unwrap();
+        assert_eq!(e.reason("v1.0/A.xml"), Some("asymmetric keys"));
+        assert_eq!(e.reason("/x/v1.0/A.xml"), Some("asymmetric keys"));
+        assert_eq!(e.reason("v1.1/A.xml"), None);
+        assert_eq!(e.reason("v1.1/B.xml"), Some("x"));
+        assert!(ExpectedFailures::parse("A.xml\n").is_err());
+    }
+
+    #[test]
+    fn verdict_flags_both_directions() {
+        let mk = |name: &str, passed| FileResult {
+            path: name.into(),
+            name: name.into(),
+            passed,
+            step: None,
+            difference: None,
+            error: None,
+            rules_applied: vec![],
+        };
+        let e = ExpectedFailures::parse("a.xml r\nb.xml r\n").unwrap();
+        let v = Verdict::judge(
+            &[mk("a.xml", true), mk("b.xml", false), mk("c.xml", false)],
+            &e,
+        );
+        assert_eq!((v.passed, v.failed), (1, 2));
+        assert_eq!(v.now_passing, vec!["a.xml"]);
+        assert_eq!(v.unexpected_failures, vec!["c.xml"]);
+        assert!(!v.ok());
+    }
+
+    fn leaf(tag: Tag, t: ItemType, text: &str) -> XmlNode {
+        XmlNode {
+            tag,
+            content: XmlContent::Leaf {
+                item_type: t,
+                text: text.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn placeholders_bind_then_check() {
+        let mut run = FileRun::new(&[]);
+        let w = Window {
+            sent: 100,
+            received: 101,
+        };
+        let n = leaf(
+            Tag::UNIQUE_IDENTIFIER,
+            ItemType::TextString,
+            "$UNIQUE_IDENTIFIER_0",
+        );
+        let a = Ttlv::text(Tag::UNIQUE_IDENTIFIER, "abc");
+        let b = Ttlv::text(Tag::UNIQUE_IDENTIFIER, "def");
+        let mut p = Vec::new();
+        run.compare(&n, &a, &a, n.tag, w, &mut p, None).unwrap();
+        run.compare(&n, &a, &a, n.tag, w, &mut p, None).unwrap();
+        assert!(run.compare(&n, &a, &b, n.tag, w, &mut p, None).is_err());
+        // A second identifier must be new.
+        let n1 = leaf(
+            Tag::UNIQUE_IDENTIFIER,
+            ItemType::TextString,
+            "$UNIQUE_IDENTIFIER_1",
+        );
+        assert!(run.compare(&n1, &a, &a, n.tag, w, &mut p, None).is_err());
+        // $NOW within the window, with its offset.
+        let t = leaf(Tag::ACTIVATION_DATE, ItemType::DateTime, "$NOW-3600");
+        let ok = Ttlv::date_time(Tag::ACTIVATION_DATE, 100 - 3600);
+        let late = Ttlv::date_time(Tag::ACTIVATION_DATE, 200);
+        run.compare(&t, &ok, &ok, t.tag, w, &mut p, None).unwrap();
+        assert!(run.compare(&t, &ok, &late, t.tag, w, &mut p, None).is_err());
+    }
+
+    #[test]
+    fn locate_ids_match_in_any_order() {
+        let xml = r#"<ResponseMessage><BatchItem>
+          <Operation type="Enumeration" value="Locate"/>
+          <ResultStatus type="Enumeration" value="Success"/>
+          <ResultMessage type="TextString" value="fine"/>
+          <ResponsePayload>
+            <UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/>
+            <UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_1"/>
+          </ResponsePayload></BatchItem></ResponseMessage>"#;
+        let node = xml::parse_node(xml).unwrap();
+        let mut run = FileRun::new(&[]);
+        run.bindings
+            .insert("$UNIQUE_IDENTIFIER_1".into(), Value::TextString("b".into()));
+        let actual = xml::from_xml(
+            r#"<ResponseMessage><BatchItem>
+          <Operation type="Enumeration" value="Locate"/>
+          <ResultStatus type="Enumeration" value="Success"/>
+          <ResponsePayload>
+            <UniqueIdentifier type="TextString" value="b"/>
+            <UniqueIdentifier type="TextString" value="a"/>
+          </ResponsePayload></BatchItem></ResponseMessage>"#,
+        )
+        .unwrap();
+        let w = Window {
+            sent: 0,
+            received: 0,
+        };
+        run.check(&node, &actual, w).ok().unwrap();
+        assert_eq!(
+            run.bindings.get("$UNIQUE_IDENTIFIER_0"),
+            Some(&Value::TextString("a".into()))
+        );
+        assert!(run.rules_applied.contains(&"locate-order"));
+        assert!(run.rules_applied.contains(&"result-message"));
+    }
+
+    #[test]
+    fn differences_have_readable_paths() {
+        let xml = r#"<ResponseMessage><BatchItem>
+          <Operation type="Enumeration" value="Get"/>
+          <ResultStatus type="Enumeration" value="Success"/>
+          <ResponsePayload>
+            <Attribute><AttributeName type="TextString" value="State"/>
+              <AttributeValue type="Enumeration" value="Active"/></Attribute>
+            <Attribute><AttributeName type="TextString" value="State"/>
+              <AttributeValue type="Enumeration" value="Active"/></Attribute>
+          </ResponsePayload></BatchItem></ResponseMessage>"#;
+        let node = xml::parse_node(xml).unwrap();
+        let actual = xml::from_xml(&xml.replacen(
+            "Active\"/></Attribute>\n          </",
+            "Deactivated\"/></Attribute>\n          </",
+            1,
+        ))
+        .unwrap();
+        let mut run = FileRun::new(&[]);
+        let w = Window {
+            sent: 0,
+            received: 0,
+        };
+        match run.check(&node, &actual, w) {
+            Err(Failure::Diff(d)) => {
+                assert_eq!(
+                    d.path,
+                    "ResponseMessage/BatchItem/ResponsePayload/Attribute[2]/AttributeValue"
+                );
+                assert_eq!(d.expected, "\"Active\"");
+                assert_eq!(d.got, "\"Deactivated\"");
+            }
+            _ => panic!("expected a difference"),
+        }
+    }
+}
