@@ -25,9 +25,7 @@ fn keep_getting(
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<u64> {
     let cfg = server.vcenter();
-    let addr = server.server_name();
     tokio::spawn(async move {
-        let _ = addr;
         let mut c = kmipd_server::client::Client::connect(&cfg)
             .await
             .expect("getter connects");
