@@ -21,13 +21,7 @@ use std::path::{Path, PathBuf};
 /// layer's owner: `(error text, why)`. A message failing with one of these is
 /// counted as skipped, loudly; every other failure fails the test. Remove an
 /// entry as soon as the typed layer handles it.
-const KNOWN_TYPED_GAPS: &[(&str, &str)] = &[
-    (
-        "typed decode: expected TextString, found Structure at",
-        "structured 1.x attribute values (Certificate Identifier/Issuer/Subject, Key Value Location) typed as Text String",
-    ),
-    ("typed decode: unexpected field PGP Key", "PGP Key object (KMIP 1.2) not typed"),
-];
+const KNOWN_TYPED_GAPS: &[(&str, &str)] = &[];
 
 fn known_gap(err: &str) -> Option<&'static str> {
     KNOWN_TYPED_GAPS

@@ -61,12 +61,12 @@ pub fn expected_type(name: &str) -> Option<ItemType> {
         | "Contact Information"
         | "Description"
         | "Comment"
-        | "PKCS#12 Friendly Name"
+        | "PKCS#12 Friendly Name" => TextString,
+        "Name"
         | "Key Value Location"
         | "Certificate Identifier"
         | "Certificate Issuer"
-        | "Certificate Subject" => TextString,
-        "Name"
+        | "Certificate Subject"
         | "Cryptographic Parameters"
         | "Cryptographic Domain Parameters"
         | "Digest"

@@ -316,6 +316,16 @@ crate::kmip_struct! {
 }
 
 crate::kmip_struct! {
+    /// PGP Key (1.2+).
+    pub struct PgpKey {
+        /// PGP key version.
+        pgp_key_version: i32 = PGP_KEY_VERSION,
+        /// Key Block.
+        key_block: KeyBlock = KEY_BLOCK,
+    }
+}
+
+crate::kmip_struct! {
     /// Template (1.x, deprecated in 1.3).
     pub struct Template {
         /// Attributes.
@@ -342,6 +352,8 @@ pub enum Object {
     OpaqueObject(OpaqueObject),
     /// Template.
     Template(Template),
+    /// PGP Key.
+    PgpKey(PgpKey),
 }
 
 impl Object {
@@ -356,6 +368,7 @@ impl Object {
             Object::Certificate(_) => ObjectType::CERTIFICATE,
             Object::OpaqueObject(_) => ObjectType::OPAQUE_OBJECT,
             Object::Template(_) => ObjectType::TEMPLATE,
+            Object::PgpKey(_) => ObjectType::PGP_KEY,
         }
     }
 
@@ -372,6 +385,7 @@ impl Object {
             Object::PrivateKey(k) => Some(&k.key_block),
             Object::SecretData(k) => Some(&k.key_block),
             Object::SplitKey(k) => Some(&k.key_block),
+            Object::PgpKey(k) => Some(&k.key_block),
             _ => None,
         }
     }
@@ -384,6 +398,7 @@ impl Object {
             Object::PrivateKey(k) => Some(&mut k.key_block),
             Object::SecretData(k) => Some(&mut k.key_block),
             Object::SplitKey(k) => Some(&mut k.key_block),
+            Object::PgpKey(k) => Some(&mut k.key_block),
             _ => None,
         }
     }
@@ -399,6 +414,7 @@ impl Object {
             ObjectType::CERTIFICATE => Object::Certificate(Field::decode(item, ctx)?),
             ObjectType::OPAQUE_OBJECT => Object::OpaqueObject(Field::decode(item, ctx)?),
             ObjectType::TEMPLATE => Object::Template(Field::decode(item, ctx)?),
+            ObjectType::PGP_KEY => Object::PgpKey(Field::decode(item, ctx)?),
             t => {
                 return Err(
                     Error::new(ErrorKind::Unsupported(format!("object type {t}"))).within(item.tag),
@@ -419,6 +435,7 @@ impl Object {
             Object::Certificate(o) => o.encode(tag, ctx),
             Object::OpaqueObject(o) => o.encode(tag, ctx),
             Object::Template(o) => o.encode(tag, ctx),
+            Object::PgpKey(o) => o.encode(tag, ctx),
         }
     }
 }
@@ -434,6 +451,7 @@ pub fn object_tag(t: ObjectType) -> Option<Tag> {
         ObjectType::CERTIFICATE => Tag::CERTIFICATE,
         ObjectType::OPAQUE_OBJECT => Tag::OPAQUE_OBJECT,
         ObjectType::TEMPLATE => Tag::TEMPLATE,
+        ObjectType::PGP_KEY => Tag::PGP_KEY,
         _ => return None,
     })
 }
@@ -449,6 +467,7 @@ pub fn object_type_of_tag(tag: Tag) -> Option<ObjectType> {
         ObjectType::CERTIFICATE,
         ObjectType::OPAQUE_OBJECT,
         ObjectType::TEMPLATE,
+        ObjectType::PGP_KEY,
     ]
     .into_iter()
     .find(|t| object_tag(*t) == Some(tag))

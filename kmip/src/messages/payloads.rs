@@ -9,7 +9,7 @@
 
 use super::attributes::{Attribute, Attributes, RevocationReason, TemplateAttribute};
 use super::objects::{
-    Certificate, CryptographicParameters, KeyWrappingSpecification, Object, OpaqueObject,
+    Certificate, CryptographicParameters, KeyWrappingSpecification, Object, OpaqueObject, PgpKey,
     PrivateKey, PublicKey, SecretData, SplitKey, SymmetricKey, Template,
 };
 use crate::codec::{Bytes, Ctx, DateTime, Field, Interval, ProtocolVersion, Result, Single};
@@ -82,6 +82,8 @@ macro_rules! object_fields {
                 opaque_object: Option<OpaqueObject> = OPAQUE_OBJECT,
                 /// Certificate.
                 certificate: Option<Certificate> = CERTIFICATE,
+                /// PGP Key (1.2+).
+                pgp_key: Option<PgpKey> = PGP_KEY,
             }
         }
 
@@ -97,6 +99,7 @@ macro_rules! object_fields {
                     self.secret_data.clone().map(Object::SecretData),
                     self.opaque_object.clone().map(Object::OpaqueObject),
                     self.certificate.clone().map(Object::Certificate),
+                    self.pgp_key.clone().map(Object::PgpKey),
                 ]
                 .into_iter()
                 .flatten();
@@ -115,6 +118,7 @@ macro_rules! object_fields {
                     Object::SecretData(o) => self.secret_data = Some(o),
                     Object::OpaqueObject(o) => self.opaque_object = Some(o),
                     Object::Certificate(o) => self.certificate = Some(o),
+                    Object::PgpKey(o) => self.pgp_key = Some(o),
                 }
             }
         }
