@@ -24,7 +24,14 @@ pub fn dump(item: &Ttlv) -> String {
 
 fn walk(item: &Ttlv, depth: usize, secret: bool, out: &mut String) {
     let secret = secret || SECRET_SUBTREES.contains(&item.tag);
-    let _ = write!(out, "{:indent$}{} ({}): ", "", item.tag, item.item_type().name(), indent = depth * 2);
+    let _ = write!(
+        out,
+        "{:indent$}{} ({}): ",
+        "",
+        item.tag,
+        item.item_type().name(),
+        indent = depth * 2
+    );
     match &item.value {
         Value::Structure(children) => {
             out.push('\n');

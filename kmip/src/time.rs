@@ -15,5 +15,7 @@ pub fn format_rfc3339(secs: i64) -> String {
 
 /// Parses RFC 3339 into seconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| t.unix_timestamp())
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }
