@@ -6,10 +6,10 @@
 //! Failed handshakes, clients that connect and close, and garbage bytes cost
 //! only their own task; a connection cap protects memory.
 
-use crate::access::{Caller, CertFacts};
+use crate::access::Caller;
 use crate::ops::batch;
 use crate::state::Server;
-use crate::tls::{trust_role, Reloadable};
+use crate::tls::{cert_facts, Reloadable};
 use kmip::ttlv::{check_header, HEADER_LEN};
 use kmip::Limits;
 use std::net::SocketAddr;
@@ -154,7 +154,7 @@ async fn connection(
         match conn.peer_certificates().and_then(|c| c.first()) {
             None => None,
             Some(leaf) => {
-                let facts = CertFacts::from_der(leaf.as_ref(), trust_role(&state, leaf.as_ref()));
+                let facts = cert_facts(&state, leaf.as_ref());
                 match server.policy.identify(&facts, peer) {
                     Ok(c) => Some(c),
                     Err(why) => {

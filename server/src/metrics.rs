@@ -33,11 +33,53 @@ impl Histogram {
     }
 }
 
+/// Operation slots: standard operations 1..=62 by their code, kmipd's
+/// vendor operations and anything else in slot 63.
+const OPS: usize = 64;
+/// Result slots: 0 success, reasons 1..=126 by code, 127 anything else.
+const RESULTS: usize = 128;
+
+fn op_slot(op: u32) -> usize {
+    if (1..OPS as u32 - 1).contains(&op) {
+        op as usize
+    } else {
+        OPS - 1
+    }
+}
+
+fn result_slot(reason: Option<u32>) -> usize {
+    match reason {
+        None => 0,
+        Some(r) if (1..RESULTS as u32 - 1).contains(&r) => r as usize,
+        Some(_) => RESULTS - 1,
+    }
+}
+
+/// Lock-free per-operation counters and latency histograms: the request
+/// path only does atomic adds, names are rendered at scrape time.
+#[derive(Debug)]
+struct RequestCounters {
+    counts: Vec<AtomicU64>,
+    buckets: Vec<AtomicU64>,
+    sum_us: Vec<AtomicU64>,
+}
+
+impl Default for RequestCounters {
+    fn default() -> Self {
+        Self {
+            counts: (0..OPS * RESULTS).map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..OPS * (BUCKETS_MS.len() + 1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            sum_us: (0..OPS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
 /// The metrics registry.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    requests: RequestCounters,
     handshake_failures: Mutex<BTreeMap<String, u64>>,
     hsm: Mutex<Histogram>,
     hsm_errors: AtomicU64,
@@ -49,20 +91,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one batch item.
-    pub fn request(&self, op: &str, result: &str, took: Duration) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((op.to_owned(), result.to_owned()))
-            .or_default() += 1;
-        self.latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(op.to_owned())
-            .or_default()
-            .observe(took);
+    /// Counts one batch item: its operation code, its Result Reason (none
+    /// for success) and how long it took. Atomic adds only.
+    pub fn request(&self, op: u32, reason: Option<u32>, took: Duration) {
+        let o = op_slot(op);
+        let r = &self.requests;
+        r.counts[o * RESULTS + result_slot(reason)].fetch_add(1, Ordering::Relaxed);
+        let ms = took.as_secs_f64() * 1000.0;
+        let b = BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(BUCKETS_MS.len());
+        r.buckets[o * (BUCKETS_MS.len() + 1) + b].fetch_add(1, Ordering::Relaxed);
+        r.sum_us[o].fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Counts a failed handshake.
@@ -117,31 +158,58 @@ impl Metrics {
                 (not_after - now) as f64 / 86400.0
             );
         }
+        let r = &self.requests;
+        let op_name = |i: usize| match i {
+            i if i == OPS - 1 => "other".to_owned(),
+            i => kmip::tables::Operation(i as u32)
+                .name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("0x{i:02X}")),
+        };
         let _ = writeln!(o, "# TYPE kmipd_requests_total counter");
-        for ((op, res), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                o,
-                "kmipd_requests_total{{operation=\"{op}\",result=\"{res}\"}} {n}"
-            );
+        for op in 0..OPS {
+            for res in 0..RESULTS {
+                let n = r.counts[op * RESULTS + res].load(Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let result = match res {
+                    0 => "success".to_owned(),
+                    x if x == RESULTS - 1 => "other".to_owned(),
+                    x => kmip::tables::ResultReason(x as u32)
+                        .name()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("0x{x:02X}")),
+                };
+                let _ = writeln!(
+                    o,
+                    "kmipd_requests_total{{operation=\"{}\",result=\"{result}\"}} {n}",
+                    op_name(op)
+                );
+            }
         }
         let _ = writeln!(o, "# TYPE kmipd_request_duration_milliseconds histogram");
-        for (op, h) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            hist(
-                &mut o,
-                "kmipd_request_duration_milliseconds",
-                &format!("operation=\"{op}\","),
-                h,
-            );
+        let per = BUCKETS_MS.len() + 1;
+        for op in 0..OPS {
+            let counts: Vec<u64> = (0..per)
+                .map(|b| r.buckets[op * per + b].load(Ordering::Relaxed))
+                .collect();
+            let total: u64 = counts.iter().sum();
+            if total == 0 {
+                continue;
+            }
+            let mut h = Histogram {
+                count: total,
+                sum_ms: r.sum_us[op].load(Ordering::Relaxed) as f64 / 1000.0,
+                ..Default::default()
+            };
+            let mut cum = 0;
+            for (i, c) in counts.iter().take(BUCKETS_MS.len()).enumerate() {
+                cum += c;
+                h.buckets[i] = cum;
+            }
+            let labels = format!("operation=\"{}\",", op_name(op));
+            hist(&mut o, "kmipd_request_duration_milliseconds", &labels, &h);
         }
         let _ = writeln!(o, "# TYPE kmipd_connections_open gauge");
         let _ = writeln!(
@@ -198,4 +266,40 @@ fn hist(o: &mut String, name: &str, labels: &str, h: &Histogram) {
     };
     let _ = writeln!(o, "{name}_sum{braces} {}", h.sum_ms);
     let _ = writeln!(o, "{name}_count{braces} {}", h.count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_operation_and_result_with_cumulative_buckets() {
+        let m = Metrics::default();
+        let get = kmip::tables::Operation::GET.0;
+        m.request(get, None, Duration::from_micros(200));
+        m.request(get, None, Duration::from_millis(3));
+        m.request(
+            get,
+            Some(kmip::tables::ResultReason::ITEM_NOT_FOUND.0),
+            Duration::from_millis(1),
+        );
+        m.request(0x8000_0001, None, Duration::from_millis(1));
+        let t = m.render(&[]);
+        assert!(
+            t.contains("kmipd_requests_total{operation=\"Get\",result=\"success\"} 2"),
+            "{t}"
+        );
+        assert!(t.contains("kmipd_requests_total{operation=\"Get\",result=\"Item Not Found\"} 1"));
+        assert!(t.contains("kmipd_requests_total{operation=\"other\",result=\"success\"} 1"));
+        assert!(t.contains(
+            "kmipd_request_duration_milliseconds_bucket{operation=\"Get\",le=\"0.25\"} 1"
+        ));
+        assert!(
+            t.contains("kmipd_request_duration_milliseconds_bucket{operation=\"Get\",le=\"1\"} 2")
+        );
+        assert!(
+            t.contains("kmipd_request_duration_milliseconds_bucket{operation=\"Get\",le=\"5\"} 3")
+        );
+        assert!(t.contains("kmipd_request_duration_milliseconds_count{operation=\"Get\"} 3"));
+    }
 }

@@ -189,6 +189,10 @@ pub fn warn_expiring(expiries: &[Expiry], now: i64) {
 /// A built TLS configuration and the trust store it was built from.
 #[derive(Debug)]
 pub struct TlsState {
+    /// What each verified client certificate says (CN, SANs, role), by
+    /// SHA-256: parsing a certificate and finding its role costs a signature
+    /// check, which a reconnecting vCenter or ESXi host should pay once.
+    facts: RwLock<std::collections::HashMap<[u8; 32], Arc<crate::access::CertFacts>>>,
     /// Expiry of the server certificate and every trusted certificate.
     pub expiries: Vec<Expiry>,
     /// For the acceptor.
@@ -266,6 +270,7 @@ pub fn build(cfg: &TlsConfig) -> Result<TlsState, TlsError> {
         expiries.extend(expiry("client-ca", c.as_ref()));
     }
     Ok(TlsState {
+        facts: RwLock::new(std::collections::HashMap::new()),
         config: Arc::new(config),
         trust,
         extra_roots,
@@ -321,6 +326,33 @@ impl Reloadable {
     pub fn pki_dir(&self) -> &std::path::Path {
         &self.cfg.pki_dir
     }
+}
+
+/// Most certificates whose facts are cached (cleared when full).
+const FACTS_CACHE: usize = 10_000;
+
+/// The facts of a verified leaf, cached by fingerprint for this TLS state
+/// (a reload starts a new cache, so trust changes apply at once).
+pub fn cert_facts(state: &TlsState, leaf: &[u8]) -> Arc<crate::access::CertFacts> {
+    let fp = kmipd_certs::fingerprint_sha256(leaf);
+    if let Some(f) = state
+        .facts
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&fp)
+    {
+        return f.clone();
+    }
+    let facts = Arc::new(crate::access::CertFacts::from_der(
+        leaf,
+        trust_role(state, leaf),
+    ));
+    let mut cache = state.facts.write().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= FACTS_CACHE {
+        cache.clear();
+    }
+    cache.insert(fp, facts.clone());
+    facts
 }
 
 /// The role a verified leaf gets from the trust store or the extra CAs.

@@ -251,9 +251,11 @@ async fn run(
             .or_else(|| super::admin::op::name(item.operation))
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{:?}", item.operation));
-        server
-            .metrics
-            .request(&op_name, &outcome, started.elapsed());
+        server.metrics.request(
+            item.operation.0,
+            resp.result_reason.map(|r| r.0),
+            started.elapsed(),
+        );
         if item.operation != Operation::DISCOVER_VERSIONS {
             server.audit.record(Event {
                 time: now,
