@@ -74,10 +74,18 @@ pub const RULES: &[Rule] = &[
               agree).",
     },
     Rule {
+        name: "attribute-list-order",
+        doc: "The Attribute Names of a Get Attribute List response are a set: the \
+              specification does not order them and the corpus files list them in each \
+              recording server's own order, so they are matched in any order (count and \
+              names must agree).",
+    },
+    Rule {
         name: "generated-key-material",
         doc: "Keys the server generates (Create, Create Key Pair, Re-key, Re-key Key Pair, \
               Derive Key) are random: in a response payload about such an object (its \
-              Unique Identifier was returned by one of those operations in this file), \
+              Unique Identifier was returned by one of those operations in this file or an \
+              earlier file of the same run: TL-M-3 reads the key TL-M-2 generated), \
               Key Material and Digest Value byte strings may differ from the expected ones; \
               their length must agree.",
     },
@@ -94,7 +102,11 @@ pub const RULES: &[Rule] = &[
         doc: "Date-Times the server stamps from its own clock (Initial Date, Last Change \
               Date, Activation Date set by Activate, ...) are written in the files as the \
               time the case was recorded: a literal expected Date-Time within the file's \
-              recorded clock (its response Time Stamps, ±5 s) matches any actual \
+              recorded clock (its response Time Stamps, ±5 s), or any expected Initial, \
+              Last Change, Original Creation, Activation, Deactivation, Destroy, \
+              Compromise or Archive Date (stamps of the operations that set them; some \
+              files were recorded with a clock a year off their Time Stamps, and clients \
+              that set these dates use $NOW placeholders), matches any actual \
               Date-Time within this run of the file (±5 s).",
     },
 ];
@@ -260,8 +272,9 @@ impl Verdict {
 /// Runs every file in order, one connection each.
 pub async fn run_files(cfg: &ClientConfig, files: &[(PathBuf, String)]) -> Vec<FileResult> {
     let mut out = Vec::with_capacity(files.len());
+    let mut session = Session::default();
     for (p, name) in files {
-        out.push(run_file(cfg, p, name).await);
+        out.push(run_file_in(&mut session, cfg, p, name, false).await);
     }
     out
 }
@@ -275,6 +288,25 @@ pub async fn run_file(cfg: &ClientConfig, path: &Path, name: &str) -> FileResult
 /// Runs one test-case file; with `cleanup`, then revokes and destroys the
 /// objects whose identifiers it bound (errors ignored).
 pub async fn run_file_with(
+    cfg: &ClientConfig,
+    path: &Path,
+    name: &str,
+    cleanup: bool,
+) -> FileResult {
+    run_file_in(&mut Session::default(), cfg, path, name, cleanup).await
+}
+
+/// What one run of several files shares: the objects the server generated
+/// in earlier files (TL-M-3 reads the key TL-M-2 generated), for the
+/// `generated-key-material` rule.
+#[derive(Debug, Default)]
+pub struct Session {
+    generated: Vec<Value>,
+}
+
+/// Runs one file within a session of several.
+pub async fn run_file_in(
+    session: &mut Session,
     cfg: &ClientConfig,
     path: &Path,
     name: &str,
@@ -307,6 +339,7 @@ pub async fn run_file_with(
         }
     }
     let mut run = FileRun::new(&case.steps);
+    run.generated = std::mem::take(&mut session.generated);
     if respaced {
         run.applied("attribute-name-spacing");
     }
@@ -325,6 +358,7 @@ pub async fn run_file_with(
     if cleanup {
         run.cleanup(&mut client).await;
     }
+    session.generated = std::mem::take(&mut run.generated);
     r.rules_applied = run.rules_applied.clone();
     match outcome {
         Ok(()) => r.passed = true,
@@ -556,13 +590,28 @@ impl FileRun {
                     }
                 }
                 if let (Value::DateTime(e), Value::DateTime(a)) = (&exp.value, &act.value) {
-                    if let Some((lo, hi)) = self.file_clock {
-                        if (lo - CLOCK_SLACK..=hi + CLOCK_SLACK).contains(e)
-                            && (self.run_start - CLOCK_SLACK..=w.received + CLOCK_SLACK).contains(a)
-                        {
-                            self.applied("server-clock");
-                            return Ok(());
-                        }
+                    // Dates the server stamps as a side effect of operations
+                    // (Create, Activate, Revoke, Destroy, Archive); clients
+                    // that set them use $NOW placeholders, bound separately.
+                    let stamped = [
+                        Tag::INITIAL_DATE,
+                        Tag::LAST_CHANGE_DATE,
+                        Tag::ORIGINAL_CREATION_DATE,
+                        Tag::ACTIVATION_DATE,
+                        Tag::DEACTIVATION_DATE,
+                        Tag::DESTROY_DATE,
+                        Tag::COMPROMISE_DATE,
+                        Tag::ARCHIVE_DATE,
+                    ]
+                    .contains(&table_tag);
+                    let recorded = self
+                        .file_clock
+                        .is_some_and(|(lo, hi)| (lo - CLOCK_SLACK..=hi + CLOCK_SLACK).contains(e));
+                    if (stamped || recorded)
+                        && (self.run_start - CLOCK_SLACK..=w.received + CLOCK_SLACK).contains(a)
+                    {
+                        self.applied("server-clock");
+                        return Ok(());
                     }
                 }
                 Err(diff(path, show(exp, table_tag), show(act, table_tag)))
@@ -704,6 +753,9 @@ impl FileRun {
         if parent == Tag::RESPONSE_PAYLOAD && operation == Some(LOCATE) {
             self.locate_ids(nodes, ec, ac, &mut e_idx, &mut a_idx, path)?;
         }
+        if parent == Tag::RESPONSE_PAYLOAD && operation == Some(GET_ATTRIBUTE_LIST) {
+            self.attribute_names(ec, ac, &mut e_idx, &mut a_idx, path)?;
+        }
         // The enumeration table of an Attribute Value follows its Attribute Name.
         let attr_tag = ec
             .iter()
@@ -732,6 +784,61 @@ impl FileRun {
                 (None, None) => {}
             }
         }
+        Ok(())
+    }
+
+    /// `attribute-list-order`: matches the Attribute Names of a Get
+    /// Attribute List response as a multiset.
+    fn attribute_names(
+        &mut self,
+        ec: &[Ttlv],
+        ac: &[Ttlv],
+        e_idx: &mut Vec<usize>,
+        a_idx: &mut Vec<usize>,
+        path: &mut Vec<String>,
+    ) -> Result<(), Difference> {
+        let is_name = |t: &Ttlv| t.tag == Tag::ATTRIBUTE_NAME;
+        let names = |c: &[Ttlv], idx: &[usize]| -> Vec<String> {
+            idx.iter()
+                .filter(|&&i| is_name(&c[i]))
+                .filter_map(|&i| c[i].as_text().ok().map(str::to_owned))
+                .collect()
+        };
+        let (exp, got) = (names(ec, e_idx), names(ac, a_idx));
+        let (mut se, mut sg) = (exp.clone(), got.clone());
+        se.sort();
+        sg.sort();
+        if se != sg {
+            let missing: Vec<&String> = se.iter().filter(|n| !sg.contains(n)).collect();
+            let extra: Vec<&String> = sg.iter().filter(|n| !se.contains(n)).collect();
+            path.push("AttributeName".into());
+            return Err(diff(
+                path,
+                format!(
+                    "{} names{}",
+                    se.len(),
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", including {missing:?}")
+                    }
+                ),
+                format!(
+                    "{} names{}",
+                    sg.len(),
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", including {extra:?}")
+                    }
+                ),
+            ));
+        }
+        if exp != got {
+            self.applied("attribute-list-order");
+        }
+        e_idx.retain(|&i| !is_name(&ec[i]));
+        a_idx.retain(|&j| !is_name(&ac[j]));
         Ok(())
     }
 
@@ -892,6 +999,7 @@ impl FileRun {
 
 const LOCATE: u32 = 0x08;
 const QUERY: u32 = 0x18;
+const GET_ATTRIBUTE_LIST: u32 = 0x0C;
 
 fn revoke_item(id: &str) -> Ttlv {
     Ttlv::structure(

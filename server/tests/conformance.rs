@@ -54,9 +54,10 @@ async fn oasis_test_cases_against_kmipd() {
             &pki.admin_key,
         )
         .expect("client certificate loads");
+        let mut session = conformance::Session::default();
         for (path, name) in &files {
             let name = format!("{v}/{name}");
-            let r = conformance::run_file(&client, path, &name).await;
+            let r = conformance::run_file_in(&mut session, &client, path, &name, false).await;
             let mut line = r.line();
             if let (false, Some(reason)) = (r.passed, expected.reason(&name)) {
                 line.push_str(&format!(" (expected: {reason})"));

@@ -53,8 +53,9 @@ pub async fn run(c: ConformanceCommand) -> anyhow::Result<u8> {
     let cfg = conn.config()?;
     let files = conformance::collect(&paths)?;
     let mut results = Vec::with_capacity(files.len());
+    let mut session = conformance::Session::default();
     for (p, name) in &files {
-        let r = conformance::run_file_with(&cfg, p, name, cleanup).await;
+        let r = conformance::run_file_in(&mut session, &cfg, p, name, cleanup).await;
         if !json {
             let mut line = r.line();
             if !r.passed {

@@ -146,8 +146,43 @@ pub fn request_attributes(
     Ok(out)
 }
 
-fn visible(o: &ManagedObject, v: ProtocolVersion) -> impl Iterator<Item = &Attribute> {
-    o.attributes.iter().filter(move |a| exists_in(&a.name, v))
+/// The attributes of `o` that exist in `v`, in kmipd's canonical order:
+/// custom `x-`/`y-` attributes first in the order they were added, then the
+/// identity attributes (Unique Identifier, Object Type, Cryptographic
+/// Algorithm, Cryptographic Length), then the others by name; instances of
+/// one attribute by index. KMIP leaves the order open; a stable one makes
+/// responses reproducible (it is the order of the OASIS reference server).
+fn visible(o: &ManagedObject, v: ProtocolVersion) -> Vec<&Attribute> {
+    const FIRST: [&str; 4] = [
+        names::UNIQUE_IDENTIFIER,
+        names::OBJECT_TYPE,
+        names::CRYPTOGRAPHIC_ALGORITHM,
+        names::CRYPTOGRAPHIC_LENGTH,
+    ];
+    let mut out: Vec<(usize, &Attribute)> = o
+        .attributes
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| exists_in(&a.name, v))
+        .collect();
+    let key = |(pos, a): &(usize, &Attribute)| {
+        if is_custom(&a.name) {
+            // The first instance's position keeps one attribute's instances together.
+            let first = o
+                .attributes
+                .iter()
+                .position(|x| x.name == a.name)
+                .unwrap_or(*pos);
+            (0, first, String::new(), a.index.unwrap_or(0))
+        } else {
+            match FIRST.iter().position(|f| *f == a.name) {
+                Some(r) => (1, r, String::new(), a.index.unwrap_or(0)),
+                None => (2, 0, a.name.clone(), a.index.unwrap_or(0)),
+            }
+        }
+    };
+    out.sort_by_key(key);
+    out.into_iter().map(|(_, a)| a).collect()
 }
 
 fn for_response(a: &Attribute, v: ProtocolVersion) -> Attribute {
@@ -159,6 +194,12 @@ fn for_response(a: &Attribute, v: ProtocolVersion) -> Attribute {
         } else {
             a.index.filter(|i| *i != 0)
         };
+    }
+    // KMIP 1.0's Digest has no Key Format Type.
+    if v == ProtocolVersion::V1_0 && a.name == names::DIGEST {
+        if let kmip::Value::Structure(c) = &mut a.value {
+            c.retain(|t| t.tag != Tag::KEY_FORMAT_TYPE);
+        }
     }
     a
 }
@@ -181,17 +222,21 @@ pub fn get_attributes(
     // name once, every instance of it), as clients pair them up that way;
     // without names, every attribute in the object's order.
     let selected: Vec<Attribute> = if wanted.is_empty() {
-        visible(&o, v).map(|a| for_response(a, v)).collect()
+        visible(&o, v)
+            .into_iter()
+            .map(|a| for_response(a, v))
+            .collect()
     } else {
         let mut seen: Vec<&str> = Vec::with_capacity(wanted.len());
         let mut out = Vec::new();
+        let all = visible(&o, v);
         for name in &wanted {
             if seen.contains(&name.as_str()) {
                 continue;
             }
             seen.push(name);
             out.extend(
-                visible(&o, v)
+                all.iter()
                     .filter(|a| a.name == *name)
                     .map(|a| for_response(a, v)),
             );

@@ -84,6 +84,51 @@ fn new_object(
     Ok(o)
 }
 
+/// The Digest attribute of an object's content: SHA-256 of the Key Material
+/// (its bytes, or the TTLV encoding of a Transparent structure), of the
+/// certificate or of the opaque value, with the Key Format Type it was
+/// computed in (1.1+; dropped from 1.0 responses).
+pub fn digest(object: &Object) -> Option<Value> {
+    use sha2::{Digest, Sha256};
+    let (bytes, format) = match object {
+        Object::Certificate(c) => (c.certificate_value.0.clone(), None),
+        Object::OpaqueObject(o) => (o.opaque_data_value.0.clone(), None),
+        other => {
+            let kb = other.key_block()?;
+            let Some(KeyValue::Plain { key_material, .. }) = &kb.key_value else {
+                return None;
+            };
+            let bytes = match key_material.as_bytes() {
+                Ok(b) => b.to_vec(),
+                Err(_) => key_material.to_bytes().ok()?,
+            };
+            (bytes, Some(kb.key_format_type))
+        }
+    };
+    let mut c = vec![
+        Ttlv::enumeration(
+            Tag::HASHING_ALGORITHM,
+            kmip::tables::HashingAlgorithm::SHA_256.0,
+        ),
+        Ttlv::bytes(Tag::DIGEST_VALUE, Sha256::digest(&bytes).to_vec()),
+    ];
+    if let Some(f) = format {
+        c.push(Ttlv::enumeration(Tag::KEY_FORMAT_TYPE, f.0));
+    }
+    Some(Value::Structure(c))
+}
+
+/// Sets the attributes kmipd derives from the content: Digest, and the
+/// Lease Time of keys.
+fn derive_from_content(o: &mut ManagedObject, object: &Object) {
+    if let Some(d) = digest(object) {
+        o.set(names::DIGEST, d);
+    }
+    if object.key_block().is_some() {
+        o.set(names::LEASE_TIME, Value::Interval(super::misc::LEASE_SECS));
+    }
+}
+
 fn symmetric_key(alg: CryptographicAlgorithm, bits: i32, key: &[u8]) -> Object {
     Object::SymmetricKey(SymmetricKey {
         key_block: KeyBlock {
@@ -144,6 +189,7 @@ pub async fn create(ctx: &OpCtx<'_>, p: &CreateRequest) -> OpResult<CreateRespon
             )))
         }
     };
+    derive_from_content(&mut o, &object);
     o.material = Some(ctx.protect(&o.id, &object).await?);
     ctx.save(None, &mut o).await?;
     Ok(CreateResponse {
@@ -204,6 +250,7 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
     let mut o = new_object(ctx, p.object_type, attrs)?;
     // A registered object was made elsewhere: it is not Fresh.
     o.set(names::FRESH, Value::Boolean(false));
+    derive_from_content(&mut o, &object);
     o.material = Some(ctx.protect(&o.id, &object).await?);
     ctx.save(None, &mut o).await?;
     Ok(RegisterResponse {

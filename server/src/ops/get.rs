@@ -71,6 +71,21 @@ pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
     if let Some(spec) = &p.key_wrapping_specification {
         wrap(ctx, &o, &mut object, spec).await?;
     }
+    if o.first(names::FRESH)
+        .is_some_and(|a| a.value == kmip::Value::Boolean(true))
+    {
+        // The first time an object is served it stops being Fresh (KMIP 1.1+).
+        let _guard = ctx.server.lock(&o.id).await;
+        let old = ctx.load(&o.id)?;
+        if old
+            .first(names::FRESH)
+            .is_some_and(|a| a.value == kmip::Value::Boolean(true))
+        {
+            let mut new = old.clone();
+            new.set(names::FRESH, kmip::Value::Boolean(false));
+            ctx.save(Some(&old), &mut new).await?;
+        }
+    }
     let mut r = GetResponse {
         object_type: o.object_type,
         unique_identifier: o.id.clone(),
