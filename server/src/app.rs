@@ -32,6 +32,8 @@ pub struct Running {
     pub tls: Arc<Reloadable>,
     shutdown: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
+    /// The job runner and the policy scheduler.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -39,6 +41,11 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.listener.await;
+        // The job runner stops at its next batch boundary; the job resumes
+        // at the next start.
+        for b in self.background {
+            let _ = b.await;
+        }
     }
 }
 
@@ -120,6 +127,15 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         None => None,
     };
     tokio::spawn(watch_files(tls.clone(), server.clone(), rx.clone()));
+    let job_options = crate::jobs::rotation::Options {
+        max_per_sec: config.policies.rotation_max_keys_per_sec,
+        ..Default::default()
+    };
+    let background = vec![
+        crate::jobs::spawn(server.clone(), job_options, rx.clone()),
+        crate::jobs::scheduler::Scheduler::new(server.clone(), config.policies.clone())
+            .spawn(rx.clone()),
+    ];
     let listener = tokio::spawn(serve(listener, server.clone(), tls.clone(), opts, rx));
     Ok(Running {
         addr,
@@ -128,6 +144,7 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         tls,
         shutdown,
         listener,
+        background,
     })
 }
 

@@ -168,6 +168,8 @@ struct RawConfig {
     access: RawAccess,
     #[serde(default)]
     identities: Vec<RawIdentity>,
+    #[serde(default)]
+    policies: RawPolicies,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -234,6 +236,27 @@ struct RawAccess {
     admin_from: Vec<String>,
     #[serde(default)]
     allow_from: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicies {
+    check_interval_secs: Option<u64>,
+    state_transitions: Option<bool>,
+    rotate_master_key_days: Option<u32>,
+    rotation_max_keys_per_sec: Option<u64>,
+    #[serde(default)]
+    cryptoperiod: Vec<RawCryptoperiod>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCryptoperiod {
+    name: String,
+    #[serde(rename = "match")]
+    matches: std::collections::BTreeMap<String, String>,
+    rekey_after_days: u32,
+    deactivate_after_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -362,6 +385,111 @@ pub struct AccessConfig {
     pub allow_from: Vec<(Role, Vec<Cidr>)>,
 }
 
+/// A cryptoperiod: keys whose custom attributes match are re-keyed after
+/// `rekey_after` and the old key is deactivated `grace` later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cryptoperiod {
+    /// Name, for logs and audit.
+    pub name: String,
+    /// Custom attributes (`x-...` name, text value) that must all match.
+    pub matches: Vec<(String, String)>,
+    /// Age (from Activation Date, else Initial Date) after which the key is re-keyed.
+    pub rekey_after: Duration,
+    /// Time between the re-key and the old key's Deactivation Date.
+    pub grace: Duration,
+}
+
+/// Policies the scheduler inside kmipd applies by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoliciesConfig {
+    /// How often the scheduler looks (a random jitter of up to 10 % is added).
+    pub check_interval: Duration,
+    /// Persist date-driven state changes (Activation, Deactivation dates)
+    /// and audit Process Start and Protect Stop dates as they pass.
+    pub state_transitions: bool,
+    /// Rotate the master key this often (`None`: never by itself).
+    pub rotate_master_key: Option<Duration>,
+    /// Upper bound of the re-wrap rate of a rotation (`None`: unbounded).
+    pub rotation_max_keys_per_sec: Option<u64>,
+    /// Cryptoperiods (none by default: vCenter re-keys from its side).
+    pub cryptoperiods: Vec<Cryptoperiod>,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            check_interval: Duration::from_secs(3600),
+            state_transitions: true,
+            rotate_master_key: None,
+            rotation_max_keys_per_sec: None,
+            cryptoperiods: Vec::new(),
+        }
+    }
+}
+
+const DAY: u64 = 86_400;
+
+fn validate_policies(raw: RawPolicies) -> Result<PoliciesConfig, ConfigError> {
+    let d = PoliciesConfig::default();
+    let check_interval = match raw.check_interval_secs {
+        None => d.check_interval,
+        Some(s) if (10..=7 * DAY).contains(&s) => Duration::from_secs(s),
+        Some(_) => {
+            return Err(invalid(
+                "policies.check_interval_secs",
+                "must be between 10 and 604800",
+            ))
+        }
+    };
+    let rotate_master_key = match raw.rotate_master_key_days {
+        None => None,
+        Some(0) => {
+            return Err(invalid(
+                "policies.rotate_master_key_days",
+                "must be at least 1 (omit it to never rotate by itself)",
+            ))
+        }
+        Some(n) => Some(Duration::from_secs(n as u64 * DAY)),
+    };
+    if raw.rotation_max_keys_per_sec == Some(0) {
+        return Err(invalid(
+            "policies.rotation_max_keys_per_sec",
+            "must be at least 1 (omit it for no limit)",
+        ));
+    }
+    let mut cryptoperiods = Vec::new();
+    for (i, c) in raw.cryptoperiod.into_iter().enumerate() {
+        let key = |k: &str| format!("policies.cryptoperiod[{i}].{k}");
+        if c.matches.is_empty() {
+            return Err(invalid(key("match"), "at least one attribute is required"));
+        }
+        for name in c.matches.keys() {
+            if !name.starts_with("x-") && !name.starts_with("y-") {
+                return Err(invalid(
+                    key("match"),
+                    format!("{name:?}: only custom attributes (x-...) can be matched"),
+                ));
+            }
+        }
+        if c.rekey_after_days == 0 {
+            return Err(invalid(key("rekey_after_days"), "must be at least 1"));
+        }
+        cryptoperiods.push(Cryptoperiod {
+            name: c.name,
+            matches: c.matches.into_iter().collect(),
+            rekey_after: Duration::from_secs(c.rekey_after_days as u64 * DAY),
+            grace: Duration::from_secs(c.deactivate_after_days.unwrap_or(30) as u64 * DAY),
+        });
+    }
+    Ok(PoliciesConfig {
+        check_interval,
+        state_transitions: raw.state_transitions.unwrap_or(d.state_transitions),
+        rotate_master_key,
+        rotation_max_keys_per_sec: raw.rotation_max_keys_per_sec,
+        cryptoperiods,
+    })
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -383,6 +511,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// Configured identities.
     pub identities: Vec<IdentityConfig>,
+    /// Automatic policies (scheduler).
+    pub policies: PoliciesConfig,
 }
 
 fn parse_cidrs(key: &str, v: &[String]) -> Result<Vec<Cidr>, ConfigError> {
@@ -623,6 +753,7 @@ impl Config {
                 credential,
             });
         }
+        let policies = validate_policies(raw.policies)?;
         Ok(Config {
             server,
             tls,
@@ -633,6 +764,7 @@ impl Config {
             metrics_listen,
             access,
             identities,
+            policies,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod dev;
 pub mod errors;
 pub mod http;
+pub mod jobs;
 pub mod keycache;
 pub mod listener;
 pub mod metrics;

@@ -62,6 +62,8 @@ pub struct Server {
     pub started: Instant,
     /// State of kmipd's admin operations (last-fetched times, backups).
     pub admin: crate::ops::admin::AdminState,
+    /// Background jobs (master-key rotation) and their control.
+    pub jobs: crate::jobs::Jobs,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -87,16 +89,35 @@ impl Server {
             vendor,
             started: Instant::now(),
             admin: Default::default(),
+            jobs: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
-    /// Serialises read-modify-write of one object (striped by id).
-    pub async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    fn stripe(id: &str) -> usize {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut h);
-        // STRIPES is non-zero, so the index is in bounds.
-        self.stripes[(h.finish() as usize) % STRIPES].lock().await
+        (h.finish() as usize) % STRIPES
+    }
+
+    /// Serialises read-modify-write of one object (striped by id).
+    pub async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        // stripe() is below STRIPES, so the index is in bounds.
+        self.stripes[Self::stripe(id)].lock().await
+    }
+
+    /// Locks the stripes of several objects, in stripe order so that two
+    /// callers never deadlock (batch changes: master-key rotation). Holders
+    /// of one stripe lock must not wait for another.
+    pub async fn lock_many(&self, ids: &[&str]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut idx: Vec<usize> = ids.iter().map(|id| Self::stripe(id)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let mut guards = Vec::with_capacity(idx.len());
+        for i in idx {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
     }
 }

@@ -12,7 +12,9 @@
 pub mod audit;
 pub mod backup;
 pub mod conformance;
+pub mod jobs;
 pub mod keys;
+pub mod master;
 pub mod output;
 pub mod status;
 
@@ -96,6 +98,12 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Master key: rotate (re-wrap every key online), list versions, retire an old one.
+    #[command(subcommand)]
+    Master(master::MasterCommand),
+    /// Background jobs: status, watch, pause, resume.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Replay OASIS KMIP XML test cases against a KMIP server.
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
@@ -202,6 +210,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Backup(b) => finish(backup::run(b).await),
         Command::Audit(a) => finish(audit::run(a).await),
         Command::Status(s) => finish(status::run(s).await),
+        Command::Master(m) => finish(master::run(m).await),
+        Command::Jobs(j) => finish(jobs::run(j).await),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "kmipctl", &mut std::io::stdout());

@@ -103,6 +103,12 @@ pub async fn run(ctx: &mut OpCtx<'_>, op: Operation, payload: &Ttlv) -> OpResult
     }
     match op {
         op::STATUS => Ok(super::status::status(ctx)),
+        op::MASTER_ROTATE => super::rotation::rotate(ctx).await,
+        op::MASTER_RETIRE => super::rotation::retire(ctx, payload).await,
+        op::MASTER_LIST => super::rotation::list(ctx).await,
+        op::JOBS_STATUS => super::rotation::status(ctx),
+        op::JOBS_PAUSE => super::rotation::pause_resume(ctx, payload, true).await,
+        op::JOBS_RESUME => super::rotation::pause_resume(ctx, payload, false).await,
         op::BACKUP => super::backup::backup(ctx, payload).await,
         op::REVEAL => super::reveal::reveal(ctx, payload).await,
         op::OBJECT_INFO => super::usage::object_info(ctx, payload),

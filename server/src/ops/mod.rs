@@ -16,6 +16,7 @@ pub mod locate;
 pub mod misc;
 pub mod query;
 pub mod reveal;
+pub mod rotation;
 pub mod status;
 pub mod usage;
 
