@@ -809,6 +809,45 @@ mod tests {
     }
 
     #[test]
+    fn policies_parse_and_validate() {
+        let base = "[server]\ndata_dir='/x'\n[hsm]\nbackend='software'\nkey_file='k'\n";
+        let c = Config::parse(base, Path::new("t")).unwrap();
+        assert_eq!(c.policies, PoliciesConfig::default());
+        assert!(c.policies.cryptoperiods.is_empty(), "off by default");
+        let c = Config::parse(
+            &format!("{base}[policies]\nrotate_master_key_days=90\n[[policies.cryptoperiod]]\nname='vs'\nmatch={{ 'x-Product' = 'VMware vSphere' }}\nrekey_after_days=365\n"),
+            Path::new("t"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.policies.rotate_master_key,
+            Some(Duration::from_secs(90 * DAY))
+        );
+        let cp = &c.policies.cryptoperiods[0];
+        assert_eq!(
+            cp.matches,
+            vec![("x-Product".into(), "VMware vSphere".into())]
+        );
+        assert_eq!(cp.grace, Duration::from_secs(30 * DAY));
+        for (bad, key) in [
+            ("[policies]\nrotate_every=1\n", "rotate_every"),
+            (
+                "[policies]\nrotate_master_key_days=0\n",
+                "policies.rotate_master_key_days",
+            ),
+            (
+                "[[policies.cryptoperiod]]\nname='a'\nmatch={ Name = 'x' }\nrekey_after_days=1\n",
+                "policies.cryptoperiod[0].match",
+            ),
+        ] {
+            let e = Config::parse(&format!("{base}{bad}"), Path::new("t"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn dev_defaults_are_valid() {
         let c = Config::dev(Path::new("/tmp/kmipd-dev"));
         assert_eq!(c.server.listen, "127.0.0.1:5696".parse().unwrap());
