@@ -156,3 +156,46 @@ impl ManagedObject {
             )
     }
 }
+
+/// The Usage Limits attribute (KMIP 1.x, 3.21): Usage Limits Total and Unit
+/// set by the client, Usage Limits Count (what is left) kept by the server.
+pub mod usage_limits {
+    use kmip::tables::Tag;
+    use kmip::{Ttlv, Value};
+
+    /// The (total, count, unit) of a Usage Limits value.
+    pub fn parts(v: &Value) -> Option<(i64, Option<i64>, u32)> {
+        let Value::Structure(c) = v else { return None };
+        let get = |t: Tag| c.iter().find(|x| x.tag == t);
+        let total = get(Tag::USAGE_LIMITS_TOTAL)?.as_long().ok()?;
+        let count = get(Tag::USAGE_LIMITS_COUNT).and_then(|x| x.as_long().ok());
+        let unit = get(Tag::USAGE_LIMITS_UNIT)?.as_enum().ok()?;
+        Some((total, count, unit))
+    }
+
+    /// A Usage Limits value in the specification's field order.
+    pub fn value(total: i64, count: i64, unit: u32) -> Value {
+        Value::Structure(vec![
+            Ttlv::long(Tag::USAGE_LIMITS_TOTAL, total),
+            Ttlv::long(Tag::USAGE_LIMITS_COUNT, count),
+            Ttlv::enumeration(Tag::USAGE_LIMITS_UNIT, unit),
+        ])
+    }
+
+    /// A client's Usage Limits as stored: the Count starts at the Total
+    /// ("the server SHALL set the Usage Limits Count to the Usage Limits
+    /// Total when the attribute is set"); `None` when Total or Unit is
+    /// missing or the numbers are negative.
+    pub fn from_client(v: &Value) -> Option<Value> {
+        let (total, count, unit) = parts(v)?;
+        let count = count.unwrap_or(total);
+        (total >= 0 && (0..=total).contains(&count)).then(|| value(total, count, unit))
+    }
+
+    /// The replacement key's Usage Limits on Re-key: the Total copied, the
+    /// Count reset to the Total.
+    pub fn reset(v: &Value) -> Option<Value> {
+        let (total, _, unit) = parts(v)?;
+        Some(value(total, total, unit))
+    }
+}

@@ -5,13 +5,14 @@
 use super::OpCtx;
 use crate::errors::{OpError, OpResult};
 use crate::model::{names, ManagedObject};
-use kmip::messages::attributes::{is_custom, Attribute, Attributes, TemplateAttribute};
+use kmip::messages::attributes::{is_custom, Attribute, Attributes, Name, TemplateAttribute};
+use kmip::messages::objects::Object;
 use kmip::messages::payloads::{
     AddAttributeRequest, AttributeChangeResponse, DeleteAttributeRequest, GetAttributeListRequest,
     GetAttributeListResponse, GetAttributesRequest, GetAttributesResponse, IdResponse,
     ModifyAttributeRequest, SetAttributeRequest,
 };
-use kmip::tables::{State, Tag};
+use kmip::tables::{ObjectType, State, Tag};
 use kmip::{ProtocolVersion, Ttlv};
 
 /// Attributes only the server sets.
@@ -121,29 +122,123 @@ pub fn check_client_settable(name: &str, at_create: bool) -> OpResult<()> {
     Ok(())
 }
 
-/// The attributes of a 1.x Template-Attribute or a 2.x Attributes structure.
-pub fn request_attributes(
+/// Attributes of a Template that apply to the Template object itself, not
+/// to the objects created with it (KMIP 1.x, 2.2.6 "Template").
+const TEMPLATE_OWN: &[&str] = &[
+    names::UNIQUE_IDENTIFIER,
+    names::OBJECT_TYPE,
+    names::NAME,
+    names::INITIAL_DATE,
+    names::ARCHIVE_DATE,
+    names::LAST_CHANGE_DATE,
+];
+
+/// Splits the attributes of a Template being registered: the Names (which
+/// name the Template object, so that a Template-Attribute can reference
+/// it and Locate finds it) and the rest (kept in the Template, applied to
+/// the objects created with it).
+pub fn template_own_attributes(template: &[Attribute]) -> Vec<Attribute> {
+    template
+        .iter()
+        .filter(|a| a.name == names::NAME)
+        .cloned()
+        .collect()
+}
+
+/// The live Template object named `name`, visible to the caller.
+async fn named_template(ctx: &OpCtx<'_>, name: &Name) -> OpResult<Vec<Attribute>> {
+    let ids = ctx
+        .server
+        .catalog
+        .ids_where(crate::catalog::field::NAME, &name.name_value)?;
+    let mut found = Vec::new();
+    for id in ids {
+        let Ok(o) = ctx.load_online(&id) else {
+            continue;
+        };
+        let live = !matches!(
+            o.stored_state(),
+            State::DESTROYED | State::DESTROYED_COMPROMISED
+        );
+        if o.object_type == ObjectType::TEMPLATE && live && o.material.is_some() {
+            found.push(o);
+        }
+    }
+    let o = match found.as_slice() {
+        [one] => one,
+        [] => {
+            return Err(OpError::NotFound(format!(
+                "no Template named {:?}",
+                name.name_value
+            )))
+        }
+        _ => {
+            return Err(OpError::InvalidField(format!(
+                "{} Templates are named {:?}",
+                found.len(),
+                name.name_value
+            )))
+        }
+    };
+    match ctx.content(o).await? {
+        Object::Template(t) => Ok(t
+            .attributes
+            .into_iter()
+            .filter(|a| !TEMPLATE_OWN.contains(&a.name.as_str()))
+            .collect()),
+        _ => Err(OpError::Internal(format!(
+            "stored content of Template {} is not a Template",
+            o.id
+        ))),
+    }
+}
+
+/// Adds `layer` over `out`: an attribute named in `layer` replaces every
+/// instance of it in `out`.
+fn overlay(out: &mut Vec<Attribute>, layer: Vec<Attribute>) {
+    out.retain(|a| !layer.iter().any(|l| l.name == a.name));
+    out.extend(layer);
+}
+
+/// The attributes of a 1.x Template-Attribute or a 2.x Attributes
+/// structure. Templates named in a Template-Attribute (KMIP 1.0-1.2;
+/// deprecated in 1.3) apply first, in order, a later one overriding an
+/// earlier one; the request's own attributes override them all (KMIP 1.x,
+/// 2.1.8 "Template-Attribute Structures").
+pub async fn request_attributes(
     ctx: &OpCtx<'_>,
     template: Option<&TemplateAttribute>,
     attributes: Option<&Attributes>,
 ) -> OpResult<Vec<Attribute>> {
-    let _ = ctx;
     let mut out = Vec::new();
     if let Some(t) = template {
-        if !t.names.is_empty() {
-            return Err(OpError::FeatureNotSupported(
-                "Templates referenced by Name are not supported".into(),
-            ));
+        for name in &t.names {
+            let layer = named_template(ctx, name).await?;
+            overlay(&mut out, layer);
         }
-        out.extend(t.attributes.iter().cloned());
+        overlay(&mut out, t.attributes.clone());
     }
     if let Some(a) = attributes {
-        out.extend(a.0.iter().cloned());
+        overlay(&mut out, a.0.clone());
     }
     for a in &mut out {
         a.index = None;
+        normalize(a)?;
     }
     Ok(out)
+}
+
+/// Brings a client-set attribute into its stored form: a Usage Limits
+/// gets its Usage Limits Count (the Total, at first).
+pub fn normalize(a: &mut Attribute) -> OpResult<()> {
+    if a.name == names::USAGE_LIMITS {
+        a.value = crate::model::usage_limits::from_client(&a.value).ok_or_else(|| {
+            OpError::InvalidField(
+                "Usage Limits needs a Usage Limits Total and Unit (Count at most the Total)".into(),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The attributes of `o` that exist in `v`, in kmipd's canonical order:
@@ -354,6 +449,7 @@ pub async fn add_attribute(
     let id = ctx.target(&p.unique_identifier)?;
     let mut a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
     check_client_settable(&a.name, false)?;
+    normalize(&mut a)?;
     let _guard = ctx.server.lock(&id).await;
     let old = ctx.load_online(&id)?;
     refuse_if_destroyed_material(&old, &a.name)?;
@@ -381,8 +477,9 @@ pub async fn modify_attribute(
     p: &ModifyAttributeRequest,
 ) -> OpResult<AttributeChangeResponse> {
     let id = ctx.target(&p.unique_identifier)?;
-    let a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
+    let mut a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
     check_client_settable(&a.name, false)?;
+    normalize(&mut a)?;
     let _guard = ctx.server.lock(&id).await;
     let old = ctx.load_online(&id)?;
     refuse_if_destroyed_material(&old, &a.name)?;

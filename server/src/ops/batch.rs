@@ -311,7 +311,7 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::Recover(p) => R::Recover(l::recover(ctx, p).await?),
         P::Check(p) => R::Check(m::check(ctx, p).await?),
         P::ObtainLease(p) => R::ObtainLease(m::obtain_lease(ctx, p)?),
-        P::GetUsageAllocation(p) => R::GetUsageAllocation(m::get_usage_allocation(ctx, p)?),
+        P::GetUsageAllocation(p) => R::GetUsageAllocation(m::get_usage_allocation(ctx, p).await?),
         P::RngRetrieve(p) => R::RngRetrieve(m::rng_retrieve(p)?),
         P::Other(t) if super::admin::is_admin(item.operation) => {
             R::Other(super::admin::run(ctx, item.operation, t).await?)

@@ -1,10 +1,10 @@
 //! Create, Register and Re-key: new objects, their server-set attributes,
 //! their wrapped content and their initial lifecycle state.
 
-use super::attributes::{check_client_settable, request_attributes};
+use super::attributes::{check_client_settable, request_attributes, template_own_attributes};
 use super::OpCtx;
 use crate::errors::{OpError, OpResult};
-use crate::model::{names, ManagedObject};
+use crate::model::{names, usage_limits, ManagedObject};
 use kmip::messages::attributes::{struct_value, Attribute, Link};
 use kmip::messages::objects::{KeyBlock, KeyValue, Object, SecretData, SymmetricKey};
 use kmip::messages::payloads::{
@@ -22,6 +22,8 @@ fn key_len(alg: CryptographicAlgorithm, bits: i32) -> OpResult<usize> {
     let ok = match alg {
         CryptographicAlgorithm::AES => matches!(bits, 128 | 192 | 256),
         CryptographicAlgorithm::V_3DES => matches!(bits, 112 | 168 | 192),
+        // SKIPJACK has one key size, 80 bits (SKFF-O-1..3).
+        CryptographicAlgorithm::SKIPJACK => bits == 80,
         CryptographicAlgorithm::HMAC_SHA1
         | CryptographicAlgorithm::HMAC_SHA224
         | CryptographicAlgorithm::HMAC_SHA256
@@ -29,7 +31,7 @@ fn key_len(alg: CryptographicAlgorithm, bits: i32) -> OpResult<usize> {
         | CryptographicAlgorithm::HMAC_SHA512 => (64..=4096).contains(&bits) && bits % 8 == 0,
         other => {
             return Err(OpError::FeatureNotSupported(format!(
-                "kmipd cannot generate {other} keys (AES, 3DES, HMAC-SHA1..512)"
+                "kmipd cannot generate {other} keys (AES, 3DES, SKIPJACK, HMAC-SHA1..512)"
             )))
         }
     };
@@ -76,11 +78,10 @@ fn new_object(
     o.set(names::INITIAL_DATE, Value::DateTime(ctx.now));
     o.set(names::ORIGINAL_CREATION_DATE, Value::DateTime(ctx.now));
     o.set(names::FRESH, Value::Boolean(true));
-    let state = match o.date(names::ACTIVATION_DATE) {
-        Some(d) if d <= ctx.now => State::ACTIVE,
-        _ => State::PRE_ACTIVE,
-    };
-    o.set(names::STATE, Value::Enumeration(state.0));
+    // Pre-Active, then whatever its dates make it now (an Activation Date
+    // in the past: Active; a Deactivation Date in the past: Deactivated).
+    o.set(names::STATE, Value::Enumeration(State::PRE_ACTIVE.0));
+    o.advance_state(ctx.now);
     Ok(o)
 }
 
@@ -146,7 +147,8 @@ fn symmetric_key(alg: CryptographicAlgorithm, bits: i32, key: &[u8]) -> Object {
 
 /// Create: a symmetric key (AES, 3DES, HMAC) or Secret Data, generated here.
 pub async fn create(ctx: &OpCtx<'_>, p: &CreateRequest) -> OpResult<CreateResponse> {
-    let attrs = request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref())?;
+    let attrs =
+        request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref()).await?;
     for a in &attrs {
         check_client_settable(&a.name, true)?;
     }
@@ -201,7 +203,8 @@ pub async fn create(ctx: &OpCtx<'_>, p: &CreateRequest) -> OpResult<CreateRespon
 
 /// Register: a client-supplied object of any type kmipd stores.
 pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<RegisterResponse> {
-    let mut attrs = request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref())?;
+    let mut attrs =
+        request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref()).await?;
     for a in &attrs {
         check_client_settable(&a.name, true)?;
     }
@@ -241,6 +244,12 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
             ));
         }
     }
+    if let Object::Template(t) = &object {
+        // A Template's Name names the Template object itself (KMIP 1.x,
+        // 2.2.6); its other attributes wait in it for the objects created
+        // with it.
+        attrs.extend(template_own_attributes(&t.attributes));
+    }
     if let Object::Certificate(c) = &object {
         attrs.push(Attribute::new(
             names::CERTIFICATE_TYPE,
@@ -259,7 +268,12 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
     })
 }
 
-/// Attributes a Re-key copies from the old key to the new one.
+/// Attributes a Re-key does not copy from the existing key (KMIP 1.x,
+/// 4.4 "Re-key", the Re-key attribute requirements): identity and
+/// lifecycle stamps are the new key's own, Destroy/Compromise dates and the
+/// Revocation Reason are not set, the Link points to the existing key only,
+/// the Digest is recomputed, the dates follow the Offset rule and the
+/// Usage Limits and Name are handled on their own.
 fn carried_over(a: &Attribute) -> bool {
     !matches!(
         a.name.as_str(),
@@ -285,8 +299,51 @@ fn carried_over(a: &Attribute) -> bool {
     )
 }
 
-/// Re-key: a replacement symmetric key with the old one's attributes,
-/// Replaced/Replacement links, and dates moved by the Offset.
+/// The dates of the replacement key (KMIP 1.x, 4.4): without an Offset the
+/// Activation, Process Start, Protect Stop and Deactivation Dates are copied
+/// from the existing key; with one, the Activation Date is the new key's
+/// Initial Date plus the Offset and the others keep their distance to the
+/// Activation Date (CT2 = CT1 + (AT2 - AT1), TT2 = TT1 + (AT2 - AT1),
+/// DT2 = DT1 + (AT2 - AT1)). An existing key without an Activation Date
+/// has its other dates copied as they are.
+fn replacement_dates(old: &ManagedObject, now: i64, offset: Option<i64>) -> Vec<Attribute> {
+    const SHIFTED: [&str; 3] = [
+        names::PROCESS_START_DATE,
+        names::PROTECT_STOP_DATE,
+        names::DEACTIVATION_DATE,
+    ];
+    let mut out = Vec::new();
+    let date = |n: &str, d: i64| Attribute::new(n, Value::DateTime(d));
+    match offset {
+        None => {
+            for n in std::iter::once(names::ACTIVATION_DATE).chain(SHIFTED) {
+                if let Some(d) = old.date(n) {
+                    out.push(date(n, d));
+                }
+            }
+        }
+        Some(offset) => {
+            let activation = now + offset;
+            out.push(date(names::ACTIVATION_DATE, activation));
+            let shift = old
+                .date(names::ACTIVATION_DATE)
+                .map_or(0, |old_act| activation - old_act);
+            for n in SHIFTED {
+                if let Some(d) = old.date(n) {
+                    out.push(date(n, d + shift));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Re-key (KMIP 1.x, 4.4): a replacement symmetric key with the existing
+/// key's attributes (the request's own override them), its dates per the
+/// Offset rule, its Name(s) taken over from the existing key (which loses
+/// them, so Locate by name finds the replacement), its Usage Limits Count
+/// reset to the Total, Replaced/Replacement links, and a state that follows
+/// its dates. The existing key keeps its state.
 pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let _guard = ctx.server.lock(&id).await;
@@ -308,7 +365,8 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
         .cryptographic_algorithm
         .unwrap_or(CryptographicAlgorithm::AES);
     let bits = kb.cryptographic_length.unwrap_or(256);
-    let extra = request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref())?;
+    let extra =
+        request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref()).await?;
     for a in &extra {
         check_client_settable(&a.name, true)?;
     }
@@ -318,31 +376,22 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
         .filter(|a| carried_over(a))
         .cloned()
         .collect();
-    for a in extra {
-        attrs.retain(|x| x.name != a.name || kmip::messages::attributes::is_custom(&a.name));
-        attrs.push(a);
+    if let Some(v) = old
+        .first(names::USAGE_LIMITS)
+        .and_then(|a| usage_limits::reset(&a.value))
+    {
+        attrs.push(Attribute::new(names::USAGE_LIMITS, v));
     }
-    if let Some(offset) = p.offset {
-        let activation = ctx.now + offset.0 as i64;
-        attrs.push(Attribute::new(
-            names::ACTIVATION_DATE,
-            Value::DateTime(activation),
-        ));
-        if let Some(old_act) = old.date(names::ACTIVATION_DATE) {
-            for n in [
-                names::PROCESS_START_DATE,
-                names::PROTECT_STOP_DATE,
-                names::DEACTIVATION_DATE,
-            ] {
-                if let Some(d) = old.date(n) {
-                    attrs.push(Attribute::new(
-                        n,
-                        Value::DateTime(activation + (d - old_act)),
-                    ));
-                }
-            }
-        }
+    attrs.extend(replacement_dates(
+        &old,
+        ctx.now,
+        p.offset.map(|o| i64::from(o.0)),
+    ));
+    // The request's attributes replace every inherited instance of theirs.
+    for a in &extra {
+        attrs.retain(|x| x.name != a.name);
     }
+    attrs.extend(extra);
     let mut key = Zeroizing::new(vec![0u8; key_len(alg, bits)?]);
     rand::rngs::OsRng.fill_bytes(&mut key);
     let mut new = new_object(ctx, ObjectType::SYMMETRIC_KEY, attrs)?;
@@ -362,11 +411,13 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
         index: Some(i),
         value: link(LinkType::REPLACED_OBJECT_LINK, &old.id),
     });
-    new.material = Some(
-        ctx.protect(&new.id, &symmetric_key(alg, bits, &key))
-            .await?,
-    );
+    let object = symmetric_key(alg, bits, &key);
+    derive_from_content(&mut new, &object);
+    new.material = Some(ctx.protect(&new.id, &object).await?);
     let mut updated = old.clone();
+    // "As the replacement key takes over the name attribute of the existing
+    // key": all Name attributes are removed from the existing key.
+    updated.remove(names::NAME);
     let i = updated.next_index(names::LINK);
     updated.attributes.push(Attribute {
         name: names::LINK.into(),

@@ -2,7 +2,7 @@
 
 use super::OpCtx;
 use crate::errors::{OpError, OpResult};
-use crate::model::names;
+use crate::model::{names, usage_limits, ManagedObject};
 use kmip::codec::{Bytes, DateTime, Interval};
 use kmip::messages::payloads::{
     CheckRequest, CheckResponse, GetUsageAllocationRequest, IdRequest, IdResponse,
@@ -14,7 +14,14 @@ use rand::RngCore;
 /// The lease kmipd grants (seconds).
 pub const LEASE_SECS: u32 = 3600;
 
-/// Check: the object exists, is visible and allows the usage asked for.
+/// What is left of an object's Usage Limits, if it has any.
+fn usage_left(o: &ManagedObject) -> Option<i64> {
+    let (total, count, _) = usage_limits::parts(&o.first(names::USAGE_LIMITS)?.value)?;
+    Some(count.unwrap_or(total))
+}
+
+/// Check: the object exists, is visible and allows the usage asked for,
+/// and its Usage Limits allow the count asked for.
 pub async fn check(ctx: &OpCtx<'_>, p: &CheckRequest) -> OpResult<CheckResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let o = ctx.load_online(&id)?;
@@ -29,47 +36,110 @@ pub async fn check(ctx: &OpCtx<'_>, p: &CheckRequest) -> OpResult<CheckResponse>
             )));
         }
     }
+    if let (Some(want), Some(left)) = (p.usage_limits_count, usage_left(&o)) {
+        if want > left {
+            return Err(OpError::PermissionDenied(format!(
+                "object {id} has {left} of its usage limit left"
+            )));
+        }
+    }
     Ok(CheckResponse {
         unique_identifier: id,
         ..Default::default()
     })
 }
 
-/// Obtain Lease: granted on Active objects.
+/// Obtain Lease (KMIP 1.x, 4.20): granted on Active objects only ("if the
+/// server determines that a new lease SHALL NOT be issued ... the server
+/// SHALL respond with an error"). The lease is the object's Lease Time,
+/// but never runs past its Protect Stop or Deactivation Date: a client
+/// must not use the key beyond them on the strength of a lease.
 pub fn obtain_lease(ctx: &OpCtx<'_>, p: &IdRequest) -> OpResult<ObtainLeaseResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let o = ctx.load_online(&id)?;
-    if o.stored_state() != State::ACTIVE {
-        return Err(OpError::WrongState(format!(
-            "object {id} is {}, not Active",
-            o.stored_state()
+    let state = o.stored_state();
+    if state != State::ACTIVE {
+        return Err(OpError::PermissionDenied(format!(
+            "object {id} is {state}: no lease is given"
         )));
     }
     Ok(ObtainLeaseResponse {
         unique_identifier: id,
-        lease_time: Interval(LEASE_SECS),
+        lease_time: Interval(lease_for(&o, ctx.now)),
         last_change_date: DateTime(o.date(names::LAST_CHANGE_DATE).unwrap_or(ctx.now)),
     })
 }
 
-/// Get Usage Allocation: granted on Active objects.
-pub fn get_usage_allocation(
+/// The lease an Active object gets at `now`: its Lease Time (kmipd's
+/// [`LEASE_SECS`] when it has none), bounded by the time left before its
+/// Protect Stop and Deactivation Dates.
+pub fn lease_for(o: &ManagedObject, now: i64) -> u32 {
+    let lease = o
+        .first(names::LEASE_TIME)
+        .and_then(|a| match a.value {
+            kmip::Value::Interval(i) => Some(i64::from(i)),
+            _ => None,
+        })
+        .unwrap_or(i64::from(LEASE_SECS));
+    [names::PROTECT_STOP_DATE, names::DEACTIVATION_DATE]
+        .iter()
+        .filter_map(|n| o.date(n))
+        .map(|d| (d - now).max(0))
+        .fold(lease, i64::min)
+        .clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// Get Usage Allocation (KMIP 1.x, 4.21): takes the requested count from
+/// the object's Usage Limits Count; refused (Permission Denied) when less
+/// is left, or when the object is not Active or past its Protect Stop Date.
+pub async fn get_usage_allocation(
     ctx: &OpCtx<'_>,
     p: &GetUsageAllocationRequest,
 ) -> OpResult<IdResponse> {
     let id = ctx.target(&p.unique_identifier)?;
-    let o = ctx.load_online(&id)?;
-    if o.stored_state() != State::ACTIVE {
-        return Err(OpError::WrongState(format!(
-            "object {id} is {}, not Active",
-            o.stored_state()
-        )));
-    }
-    if p.usage_limits_count.is_some_and(|c| c <= 0) {
+    let want = p.usage_limits_count.unwrap_or(0);
+    if want <= 0 {
         return Err(OpError::InvalidField(
             "Usage Limits Count must be positive".into(),
         ));
     }
+    let _guard = ctx.server.lock(&id).await;
+    let old = ctx.load_online(&id)?;
+    let state = old.stored_state();
+    if state != State::ACTIVE {
+        return Err(OpError::WrongState(format!(
+            "object {id} is {state}, not Active"
+        )));
+    }
+    if old
+        .date(names::PROTECT_STOP_DATE)
+        .is_some_and(|d| d <= ctx.now)
+    {
+        return Err(OpError::PermissionDenied(format!(
+            "object {id} is past its Protect Stop Date"
+        )));
+    }
+    let Some((total, count, unit)) = old
+        .first(names::USAGE_LIMITS)
+        .and_then(|a| usage_limits::parts(&a.value))
+    else {
+        // No Usage Limits: nothing to account.
+        return Ok(IdResponse {
+            unique_identifier: id,
+        });
+    };
+    let left = count.unwrap_or(total);
+    if want > left {
+        return Err(OpError::PermissionDenied(format!(
+            "unable to allocate {want}: {left} left of the usage limit of object {id}"
+        )));
+    }
+    let mut new = old.clone();
+    new.set(
+        names::USAGE_LIMITS,
+        usage_limits::value(total, left - want, unit),
+    );
+    ctx.save(Some(&old), &mut new).await?;
     Ok(IdResponse {
         unique_identifier: id,
     })
