@@ -32,12 +32,20 @@ pub struct Running {
     pub tls: Arc<Reloadable>,
     shutdown: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
-    /// The job runner and the policy scheduler.
+    /// The job runner, the policy scheduler, the metrics listener and the
+    /// certificate watcher.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// How long shutdown waits for the last holders of the server state.
+    close_deadline: Duration,
+    /// The sled directory, whose lock shutdown waits to see released.
+    sled_dir: Option<PathBuf>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, lets in-flight requests finish, waits for every task
+    /// holding the server state, then closes the store: on return its files
+    /// are released (sled's lock), so a new server can open the same data
+    /// directory at once.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.listener.await;
@@ -46,6 +54,40 @@ impl Running {
         for b in self.background {
             let _ = b.await;
         }
+        // Connection tasks and HTTP requests end within a moment of the
+        // signal (their request deadline bounds it); then ours is the last
+        // reference and dropping it drops the catalog.
+        let deadline = tokio::time::Instant::now() + self.close_deadline;
+        while Arc::strong_count(&self.server) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("server state still in use after shutdown; the store stays open");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let backend = Arc::downgrade(self.server.catalog.backend());
+        drop(self.server);
+        // The group-commit flusher thread holds the backend until it sees
+        // it is alone (within 200 ms); the store is closed when it exits.
+        // sled's own I/O threads may hold its file a moment longer.
+        while backend.strong_count() > 0 || !self.sled_dir.as_deref().is_none_or(sled_unlocked) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("the store was not closed in time");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Whether no one holds sled's lock on the database in `dir` (the advisory
+/// lock sled takes with `fs2` on its `db` file).
+fn sled_unlocked(dir: &std::path::Path) -> bool {
+    use fs2::FileExt;
+    match std::fs::File::open(dir.join("db")) {
+        // Released again when the probe's file closes.
+        Ok(f) => f.try_lock_exclusive().is_ok(),
+        Err(_) => true,
     }
 }
 
@@ -121,21 +163,30 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
                 .await
                 .with_context(|| format!("binding metrics {a}"))?;
             let m = l.local_addr()?;
-            tokio::spawn(crate::http::serve(l, server.clone(), rx.clone()));
-            Some(m)
+            Some((
+                m,
+                tokio::spawn(crate::http::serve(l, server.clone(), rx.clone())),
+            ))
         }
         None => None,
     };
-    tokio::spawn(watch_files(tls.clone(), server.clone(), rx.clone()));
+    let watcher = tokio::spawn(watch_files(tls.clone(), server.clone(), rx.clone()));
     let job_options = crate::jobs::rotation::Options {
         max_per_sec: config.policies.rotation_max_keys_per_sec,
         ..Default::default()
     };
-    let background = vec![
+    let mut background = vec![
         crate::jobs::spawn(server.clone(), job_options, rx.clone()),
         crate::jobs::scheduler::Scheduler::new(server.clone(), config.policies.clone())
             .spawn(rx.clone()),
+        watcher,
     ];
+    let metrics_addr = metrics_addr.map(|(m, task)| {
+        background.push(task);
+        m
+    });
+    let close_deadline =
+        config.server.shutdown_grace + config.server.request_timeout + Duration::from_secs(5);
     let listener = tokio::spawn(serve(listener, server.clone(), tls.clone(), opts, rx));
     Ok(Running {
         addr,
@@ -145,6 +196,11 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         shutdown,
         listener,
         background,
+        close_deadline,
+        sled_dir: match &config.store {
+            StoreConfig::Sled(p) => Some(p.clone()),
+            StoreConfig::Memory => None,
+        },
     })
 }
 

@@ -108,47 +108,21 @@ impl TestServer {
     /// Stops the server and waits until its store is closed.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
-            let server = r.server.clone();
+            // `Running::shutdown` returns once the store is closed.
             tokio::time::timeout(IO_TIMEOUT, r.shutdown())
                 .await
                 .expect("shutdown finishes");
-            // Connection tasks and the metrics listener hold the server
-            // until they notice the shutdown; the store closes with the last.
-            let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
-            while Arc::strong_count(&server) > 1 {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "server state still referenced after shutdown"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
         }
     }
 
     /// Stops and starts again on the same data directory and configuration
-    /// (a new port).
+    /// (a new port). No retry: the store is closed when `stop` returns.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
         let mut config = self.config.clone();
         config.server.listen = "127.0.0.1:0".parse()?;
-        // The store's flush thread lets go of the database within a few
-        // hundred milliseconds of the last reference (sled's file lock).
-        let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
-        loop {
-            match start(&config, None).await {
-                Ok(r) => {
-                    self.running = Some(r);
-                    return Ok(());
-                }
-                Err(e)
-                    if format!("{e:#}").contains("could not acquire lock")
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                Err(e) => return Err(e.context("restarting kmipd")),
-            }
-        }
+        self.running = Some(start(&config, None).await.context("restarting kmipd")?);
+        Ok(())
     }
 
     /// Client configuration of the `admin` identity.
