@@ -26,8 +26,10 @@
 //! `ResponseMessage/BatchItem/ResponsePayload/Attribute[2]/AttributeValue`.
 //! Files are meant for an empty server, in order: some build on an earlier
 //! file's objects (TL-M-3 reads the key TL-M-2 wrote) and versions reuse
-//! object names. [`run_file_with`] can revoke and destroy, after the last
-//! step, the objects whose identifiers the file bound (best effort).
+//! object names. A file that fails has the objects whose identifiers it
+//! bound revoked and destroyed (best effort), since it stopped before its
+//! own clean-up steps; [`run_file_with`] can do the same after a file that
+//! passes.
 //!
 //! Nothing here depends on kmipd: any KMIP server reachable with mutual TLS
 //! can be checked, PyKMIP's included.
@@ -355,7 +357,13 @@ pub async fn run_file_in(
         }
     };
     let outcome = run.steps(&mut client, &case.steps).await;
-    if cleanup {
+    // A file that fails stops before its own clean-up steps (every file
+    // destroys what it made at its end); what it left would change what a
+    // later file's Locate finds (TC-41 and TC-51 Locate "Key1", which a
+    // failed TC-32 would leave behind). So the objects of a failed file are
+    // always revoked and destroyed; a passing file's stay unless asked
+    // (TL-M-3 reads the key TL-M-2 wrote).
+    if cleanup || outcome.is_err() {
         run.cleanup(&mut client).await;
     }
     session.generated = std::mem::take(&mut run.generated);

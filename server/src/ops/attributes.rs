@@ -193,10 +193,13 @@ async fn named_template(ctx: &OpCtx<'_>, name: &Name) -> OpResult<Vec<Attribute>
     }
 }
 
-/// Adds `layer` over `out`: an attribute named in `layer` replaces every
-/// instance of it in `out`.
+/// Adds `layer` over `out`: a single-instance attribute named in `layer`
+/// replaces the one in `out`; instances of a multi-instance attribute
+/// (Name, Object Group, custom attributes, ...) are added after those of
+/// the template, as further indexes (the TC-312-12 key gets the template's
+/// `x-ID` at index 0 and the request's at index 1).
 fn overlay(out: &mut Vec<Attribute>, layer: Vec<Attribute>) {
-    out.retain(|a| !layer.iter().any(|l| l.name == a.name));
+    out.retain(|a| multi_valued(&a.name) || !layer.iter().any(|l| l.name == a.name));
     out.extend(layer);
 }
 
