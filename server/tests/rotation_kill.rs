@@ -7,11 +7,13 @@ mod rotation_support;
 
 use kmip::messages::payloads::{GetRequest, RequestPayload, ResponsePayload};
 use kmip::tables::Operation;
+use kmip::Ttlv;
 use kmipd_hsm::{KeyProtector, SoftwareProtector, WrappedKey};
 use kmipd_server::cli::jobs::{fetch, JobView};
+use kmipd_server::cli::master::parse_versions;
 use kmipd_server::cli::vendor;
 use kmipd_server::client::{Client, ClientConfig};
-use kmipd_server::ops::admin::op;
+use kmipd_server::ops::admin::{op, tag};
 use kmipd_server::store::{Backend, SledBackend, Table};
 use rotation_support as support;
 use std::io::{BufRead, BufReader};
@@ -53,10 +55,7 @@ fn start(config: &Path) -> (Child, String) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("kmipd exited before serving")
-            .unwrap();
+        let line = lines.next().expect("kmipd exited before serving").unwrap();
         if let Some(a) = line.split("serving KMIP on ").nth(1) {
             break a.trim().to_owned();
         }
@@ -105,7 +104,10 @@ async fn sigkill_mid_rotation_then_resume() {
     };
     kmipd.kill().unwrap(); // SIGKILL
     kmipd.wait().unwrap();
-    assert!(before_kill.done < before_kill.total, "killed mid-rotation: {before_kill:?}");
+    assert!(
+        before_kill.done < before_kill.total,
+        "killed mid-rotation: {before_kill:?}"
+    );
     eprintln!("killed at {}/{}", before_kill.done, before_kill.total);
 
     // Restart without the rate limit: the job resumes by itself.
@@ -150,13 +152,32 @@ async fn sigkill_mid_rotation_then_resume() {
         else {
             panic!("no key")
         };
-        assert_eq!(key_material.as_bytes().unwrap(), support::key_of(&id).as_slice());
+        assert_eq!(
+            key_material.as_bytes().unwrap(),
+            support::key_of(&id).as_slice()
+        );
     }
+    // kmipctl master list / retire over KMIP.
+    let versions = parse_versions(&vendor(&mut c, op::MASTER_LIST, vec![]).await.unwrap());
+    let count = |v: u64| versions.iter().find(|x| x.version == v).map(|x| x.objects);
+    assert_eq!(
+        (count(1), count(2)),
+        (Some(0), Some(n as u64)),
+        "{versions:?}"
+    );
+    let e = vendor(&mut c, op::MASTER_RETIRE, vec![Ttlv::long(tag::NUMBER, 2)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("current"), "{e}");
+    vendor(&mut c, op::MASTER_RETIRE, vec![Ttlv::long(tag::NUMBER, 1)])
+        .await
+        .unwrap();
     drop(c);
     kmipd.kill().unwrap();
     kmipd.wait().unwrap();
 
-    // Every key: under version 2 in the store, and it opens.
+    // Every key: under version 2 in the store, and it opens (version 1 is gone).
     let protector = SoftwareProtector::open(dir.join("master.key")).unwrap();
     let backend = SledBackend::open(&dir.join("store")).unwrap();
     let mut seen = 0;
