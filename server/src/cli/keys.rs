@@ -142,7 +142,7 @@ pub enum KeysCommand {
     },
     /// Replace a key (KMIP Re-key): a new key with the old one's attributes and Replaced/Replacement links.
     #[command(
-        after_help = "Examples:\n  kmipctl keys rotate 0b6a… --dev ./kmipd-dev\n  kmipctl keys rotate 0b6a… --deactivate-old +30d --dev ./kmipd-dev\n  kmipctl keys rotate 0b6a… --pre-active --dev ./kmipd-dev\n\nPrints the replacement's identifier. The replacement is Active at once unless --pre-active.\n--deactivate-old sets the old key's Deactivation Date: it turns Deactivated then."
+        after_help = "Examples:\n  kmipctl keys rotate 0b6a… --dev ./kmipd-dev\n  kmipctl keys rotate 0b6a… --deactivate-old +30d --dev ./kmipd-dev\n  kmipctl keys rotate 0b6a… --pre-active --dev ./kmipd-dev\n\nPrints the replacement's identifier. The replacement is Active at once unless --pre-active\n(its Activation Date is then set a century ahead: activate it with `kmipctl keys activate`).\n--deactivate-old sets the old key's Deactivation Date: it turns Deactivated then."
     )]
     Rotate {
         #[command(flatten)]
@@ -701,7 +701,11 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
                     P::ReKey(ReKeyRequest {
                         unique_identifier: Some(id.clone()),
                         // Offset 0: the replacement's Activation Date is now.
-                        offset: (!pre_active).then_some(Interval(0)),
+                        // Without an Offset a KMIP Re-key copies the old
+                        // key's dates (an Active key's replacement would be
+                        // Active), so --pre-active puts the Activation Date
+                        // a century away: Pre-Active until `keys activate`.
+                        offset: Some(Interval(if pre_active { PRE_ACTIVE_OFFSET } else { 0 })),
                         ..Default::default()
                     }),
                 )
@@ -736,6 +740,9 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The Re-key Offset of `keys rotate --pre-active`: 100 years (seconds).
+const PRE_ACTIVE_OFFSET: u32 = 3_155_760_000;
 
 /// Adds `a`, or modifies it when the object has it already.
 async fn set_attribute(c: &mut Client, id: &str, a: Attribute) -> anyhow::Result<()> {
