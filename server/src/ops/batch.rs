@@ -171,7 +171,7 @@ async fn run(
     let Some(caller) = caller else {
         return fail_all(
             ResultReason::AUTHENTICATION_NOT_SUCCESSFUL,
-            "a client certificate is required",
+            "a client certificate with a role is required: none was sent, or it is not accepted from this address",
         );
     };
     if msg.header.batch_count as usize != msg.items.len() {
