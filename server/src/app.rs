@@ -141,6 +141,8 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         Arc::new(Reloadable::new(config.tls.clone()).context("loading the TLS certificates")?);
     // The server was built just above; nothing else has set it.
     let _ = server.admin.tls.set(tls.clone());
+    // Expiry metrics and warnings from the start, not only after a reload.
+    publish_expiries(&server, &tls);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -245,6 +247,8 @@ async fn watch_files(
 ) {
     let files = tls.watched_files();
     let mut last = stamp(&files, tls.pki_dir());
+    // The state whose expiries are published (a SIGHUP reload swaps it).
+    let mut published = tls.current();
     let mut ticks: u64 = 0;
     loop {
         ticks += 1;
@@ -260,14 +264,16 @@ async fn watch_files(
         if now != last {
             last = now;
             match tls.reload() {
-                Ok(()) => {
-                    tracing::info!("certificates changed: TLS configuration reloaded");
-                    publish_expiries(&server, &tls);
-                }
+                Ok(()) => tracing::info!("certificates changed: TLS configuration reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e, "certificates changed but cannot be loaded; keeping the old ones")
                 }
             }
+        }
+        let current = tls.current();
+        if !Arc::ptr_eq(&current, &published) {
+            publish_expiries(&server, &tls);
+            published = current;
         }
     }
 }
