@@ -27,13 +27,35 @@ fn prefixed(table: Table, key: &[u8]) -> Vec<u8> {
 
 impl SledBackend {
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// sled holds an exclusive lock on its directory, released by its
+    /// background threads shortly after the previous instance is dropped
+    /// (a restart in the same process): a lock conflict is retried for up
+    /// to five seconds before it is reported as another process's store.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(dir)
-            // Durability comes from explicit group-commit flushes, not a timer.
-            .flush_every_ms(None)
-            .open()
-            .map_err(err)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            let r = sled::Config::new()
+                .path(dir)
+                // Durability comes from explicit group-commit flushes, not a timer.
+                .flush_every_ms(None)
+                .open();
+            match r {
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Backend {
+                            backend: "sled",
+                            message: format!(
+                                "{} is locked: is another kmipd using this data directory?",
+                                dir.display()
+                            ),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.map_err(err)?,
+            }
+        };
         let tree = db.open_tree("kmipd").map_err(err)?;
         Ok(Self { db, tree })
     }
