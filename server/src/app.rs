@@ -80,6 +80,84 @@ impl Running {
     }
 }
 
+/// Objects sampled per master key version by [`check_master_keys`].
+const MASTER_KEY_SAMPLES: usize = 3;
+
+/// Checks that the key protector opens the store's keys: for every master
+/// key version the store's objects are wrapped under, up to three objects
+/// are unwrapped, and one that opens is enough (a single damaged record does
+/// not stop kmipd). A version the protector lacks, or a master key that opens
+/// none of them (the same version number from another key: another HSM key
+/// label or token, another `master.key`), is an error naming the version.
+pub fn check_master_keys(
+    catalog: &Catalog,
+    protector: &dyn kmipd_hsm::KeyProtector,
+) -> anyhow::Result<()> {
+    use crate::catalog::field;
+    use std::collections::BTreeMap;
+    let prefix = format!("{}\0", field::MASTER_VERSION).into_bytes();
+    let mut samples: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    catalog
+        .backend()
+        .scan(crate::store::Table::Index, &prefix, &mut |k, _| {
+            // `mv \0 <version> \0 <id>`
+            let rest = String::from_utf8_lossy(&k[prefix.len()..]);
+            if let Some((v, id)) = rest.split_once('\0') {
+                if let Ok(v) = v.parse::<u32>() {
+                    let ids = samples.entry(v).or_default();
+                    if ids.len() < MASTER_KEY_SAMPLES {
+                        ids.push(id.to_owned());
+                    }
+                }
+            }
+            true
+        })
+        .context("reading the store's master key versions")?;
+    for (version, ids) in samples {
+        let mut last = None;
+        for id in ids {
+            let Some(m) = catalog.get(&id)?.and_then(|o| o.material) else {
+                continue;
+            };
+            match kmipd_hsm::WrappedKey::from_bytes(&m.wrapped)
+                .and_then(|w| protector.unprotect(id.as_bytes(), &w))
+            {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            None => {}
+            Some(kmipd_hsm::Error::UnknownVersion { .. }) => anyhow::bail!(
+                "the store holds keys wrapped under master key version {version}, which the \
+                 {} key protector does not have: configure the master key the store was \
+                 written with (see docs/hsm.md)",
+                protector.backend()
+            ),
+            Some(kmipd_hsm::Error::IntegrityFailure) => anyhow::bail!(
+                "master key version {version} of the {} key protector does not open the \
+                 store's keys: it is another master key than the one the store was written \
+                 with (another HSM token or key label, or another master.key); refusing to \
+                 start rather than fail every Get (see docs/hsm.md)",
+                protector.backend()
+            ),
+            Some(e @ kmipd_hsm::Error::WrongBackend { .. }) => {
+                anyhow::bail!("the store's keys cannot be opened: {e} (see docs/hsm.md)")
+            }
+            // The HSM failing a call is not proof of a wrong key.
+            Some(e) => tracing::warn!(
+                version,
+                error = %e,
+                "could not check that the master key opens the store's keys"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Whether no one holds sled's lock on the database in `dir` (the advisory
 /// lock sled takes with `fs2` on its `db` file).
 fn sled_unlocked(dir: &std::path::Path) -> bool {
@@ -118,6 +196,12 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
     let catalog = tokio::task::spawn_blocking(move || Catalog::open(backend))
         .await?
         .context("opening the store")?;
+    // Another master key than the store's would fail every Get: refuse to
+    // start instead, saying why.
+    let (catalog, protector) = tokio::task::spawn_blocking(move || {
+        check_master_keys(&catalog, protector.as_ref()).map(|()| (catalog, protector))
+    })
+    .await??;
     let audit = match &config.log.audit_file {
         Some(p) => {
             Audit::to_file(p).with_context(|| format!("opening the audit log {}", p.display()))?
