@@ -473,6 +473,22 @@ pub async fn add_attribute(
     })
 }
 
+/// The position in `o.attributes` of instance `index` of attribute `name`:
+/// Index Out of Bounds when the attribute exists without that instance,
+/// Invalid Field when the object lacks the attribute.
+fn instance_position(o: &ManagedObject, name: &str, index: i32) -> OpResult<usize> {
+    o.attributes
+        .iter()
+        .position(|x| x.name == name && x.index.unwrap_or(0) == index)
+        .ok_or_else(|| {
+            if o.first(name).is_some() {
+                OpError::IndexOutOfBounds(format!("no instance {index} of {name:?}"))
+            } else {
+                OpError::InvalidField(format!("object {} has no attribute {name:?}", o.id))
+            }
+        })
+}
+
 /// Modify Attribute: replaces the instance at the given index (1.x) or
 /// the instance equal to Current Attribute (2.x), or the only instance.
 pub async fn modify_attribute(
@@ -488,35 +504,19 @@ pub async fn modify_attribute(
     refuse_if_destroyed_material(&old, &a.name)?;
     check_date_change(&old, &a.name)?;
     let mut new = old.clone();
-    let pos = match (&p.current_attribute, a.index) {
-        (Some(cur), _) => new
+    let pos = match &p.current_attribute {
+        Some(cur) => new
             .attributes
             .iter()
-            .position(|x| x.name == cur.0.name && x.value == cur.0.value),
-        (None, Some(i)) => new
-            .attributes
-            .iter()
-            .position(|x| x.name == a.name && x.index.unwrap_or(0) == i),
-        (None, None) => new
-            .attributes
-            .iter()
-            .position(|x| x.name == a.name && x.index.unwrap_or(0) == 0),
-    }
-    .ok_or_else(|| {
-        if old.first(&a.name).is_some() {
-            OpError::IndexOutOfBounds(format!("no such instance of {:?}", a.name))
-        } else {
-            OpError::InvalidField(format!(
-                "object {id} has no attribute {:?} to modify",
-                a.name
-            ))
-        }
-    })?;
-    let index = new.attributes[pos].index;
+            .position(|x| x.name == cur.0.name && x.value == cur.0.value)
+            .ok_or_else(|| {
+                OpError::InvalidField(format!("no instance of {:?} with that value", a.name))
+            })?,
+        None => instance_position(&old, &a.name, a.index.unwrap_or(0))?,
+    };
     new.attributes[pos].value = a.value.clone();
     let stored = new.attributes[pos].clone();
     ctx.save(Some(&old), &mut new).await?;
-    let _ = index;
     Ok(AttributeChangeResponse {
         unique_identifier: id,
         attribute: (!ctx.version.is_2x()).then(|| for_response(&stored, ctx.version)),
@@ -566,18 +566,7 @@ pub async fn delete_attribute(
             all
         }
         (None, None) => {
-            let i = p.attribute_index.unwrap_or(0);
-            let pos = new
-                .attributes
-                .iter()
-                .position(|x| x.name == name && x.index.unwrap_or(0) == i)
-                .ok_or_else(|| {
-                    if old.first(&name).is_some() {
-                        OpError::IndexOutOfBounds(format!("no instance {i} of {name:?}"))
-                    } else {
-                        OpError::InvalidField(format!("object {id} has no attribute {name:?}"))
-                    }
-                })?;
+            let pos = instance_position(&old, &name, p.attribute_index.unwrap_or(0))?;
             vec![new.attributes.remove(pos)]
         }
     };
