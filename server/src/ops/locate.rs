@@ -99,6 +99,16 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         filters.extend(a.0.iter().cloned());
     }
     let catalog = &ctx.server.catalog;
+    let mask = p
+        .storage_status_mask
+        .unwrap_or(StorageStatusMask::ON_LINE_STORAGE);
+    let fresh_only = p.object_group_member == Some(ObjectGroupMember::GROUP_MEMBER_FRESH);
+    if filters.is_empty() && !fresh_only {
+        // Everything the caller may see: served from the indexes alone, so
+        // paging through 100,000 keys does not decode every record per page.
+        let found = unfiltered(ctx, mask)?;
+        return Ok(page(ctx, p, found));
+    }
     let candidates = match filters.iter().find_map(indexed) {
         Some((f, v)) => catalog.ids_where(&f, &v)?,
         None if ctx.caller.role != crate::config::Role::Admin => {
@@ -106,10 +116,6 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         }
         None => catalog.all_ids()?,
     };
-    let mask = p
-        .storage_status_mask
-        .unwrap_or(StorageStatusMask::ON_LINE_STORAGE);
-    let fresh_only = p.object_group_member == Some(ObjectGroupMember::GROUP_MEMBER_FRESH);
     let mut found: Vec<(i64, String)> = Vec::new();
     for id in candidates {
         let Some(mut o) = catalog.get(&id)? else {
@@ -147,7 +153,55 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
             found.push((o.date(names::INITIAL_DATE).unwrap_or(0), o.id));
         }
     }
-    // Newest first; the identifier breaks ties so paging is stable.
+    Ok(page(ctx, p, found))
+}
+
+/// Objects the caller may see, not destroyed, in the storage the mask asks
+/// for, with their Initial Date: from the creation, group, state and
+/// archive indexes, without decoding a record.
+fn unfiltered(ctx: &OpCtx<'_>, mask: StorageStatusMask) -> OpResult<Vec<(i64, String)>> {
+    use kmip::tables::State;
+    use std::collections::HashSet;
+    let catalog = &ctx.server.catalog;
+    let mut hidden: HashSet<String> = HashSet::new();
+    for s in [State::DESTROYED, State::DESTROYED_COMPROMISED] {
+        hidden.extend(catalog.ids_where(field::STATE, &s.0.to_string())?);
+    }
+    let archived: HashSet<String> = catalog
+        .ids_where(field::ARCHIVED, "1")?
+        .into_iter()
+        .collect();
+    let group: Option<HashSet<String>> = if ctx.caller.role == crate::config::Role::Admin {
+        None
+    } else {
+        Some(
+            catalog
+                .ids_where(field::GROUP, &ctx.caller.group)?
+                .into_iter()
+                .collect(),
+        )
+    };
+    let online = mask.contains(StorageStatusMask::ON_LINE_STORAGE);
+    let offline = mask.contains(StorageStatusMask::ARCHIVAL_STORAGE);
+    Ok(catalog
+        .scan_field(field::CREATED)?
+        .into_iter()
+        .filter(|(_, id)| !hidden.contains(id))
+        .filter(|(_, id)| group.as_ref().is_none_or(|g| g.contains(id)))
+        .filter(|(_, id)| {
+            if archived.contains(id) {
+                offline
+            } else {
+                online
+            }
+        })
+        .map(|(date, id)| (date.parse().unwrap_or(0), id))
+        .collect())
+}
+
+/// Orders the matches newest first (the identifier breaks ties, so paging
+/// is stable) and applies Offset Items and Maximum Items.
+fn page(ctx: &OpCtx<'_>, p: &LocateRequest, mut found: Vec<(i64, String)>) -> LocateResponse {
     found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let total = found.len();
     let offset = p.offset_items.unwrap_or(0).max(0) as usize;
@@ -162,7 +216,7 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         .take(max)
         .map(|(_, id)| id)
         .collect();
-    Ok(LocateResponse {
+    LocateResponse {
         // Located Items (1.3+) is optional ("a server MAY elect to omit
         // this value"): it matters to a client that pages, so it is sent
         // when the request limits or offsets the results.
@@ -170,5 +224,5 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
             && (p.maximum_items.is_some() || p.offset_items.is_some()))
         .then_some(total as i32),
         unique_identifiers,
-    })
+    }
 }
