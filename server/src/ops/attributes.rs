@@ -505,6 +505,15 @@ pub async fn modify_attribute(
     check_date_change(&old, &a.name)?;
     let mut new = old.clone();
     let pos = match &p.current_attribute {
+        // The settable check above covers only the New Attribute's name: a
+        // Current Attribute of another name (State, Unique Identifier, a
+        // create-only attribute) would otherwise have its value replaced.
+        Some(cur) if cur.0.name != a.name => {
+            return Err(OpError::InvalidField(format!(
+                "Current Attribute {:?} and New Attribute {:?} differ",
+                cur.0.name, a.name
+            )))
+        }
         Some(cur) => new
             .attributes
             .iter()
@@ -603,4 +612,73 @@ pub async fn set_attribute(ctx: &OpCtx<'_>, p: &SetAttributeRequest) -> OpResult
     Ok(IdResponse {
         unique_identifier: id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::test_support::TestServer;
+    use kmip::messages::payloads::{AttributeHolder, CreateRequest};
+    use kmip::tables::{CryptographicAlgorithm, ObjectType};
+    use kmip::Value;
+
+    async fn new_key(t: &TestServer) -> String {
+        let ctx = t.ctx(ProtocolVersion::V2_0);
+        let p = CreateRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            attributes: Some(Attributes(vec![
+                Attribute::new(
+                    names::CRYPTOGRAPHIC_ALGORITHM,
+                    Value::Enumeration(CryptographicAlgorithm::AES.0),
+                ),
+                Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+                Attribute::new("x-tag", Value::TextString("a".into())),
+            ])),
+            ..Default::default()
+        };
+        crate::ops::create::create(&ctx, &p)
+            .await
+            .unwrap()
+            .unique_identifier
+    }
+
+    #[tokio::test]
+    async fn modify_cannot_rewrite_another_attribute_through_current_attribute() {
+        let t = TestServer::new();
+        let id = new_key(&t).await;
+        let ctx = t.ctx(ProtocolVersion::V2_0);
+        // Current Attribute names State; New Attribute is a settable custom one.
+        let p = ModifyAttributeRequest {
+            unique_identifier: Some(id.clone()),
+            current_attribute: Some(AttributeHolder(Attribute::new(
+                names::STATE,
+                Value::Enumeration(State::PRE_ACTIVE.0),
+            ))),
+            new_attribute: Some(AttributeHolder(Attribute::new(
+                "x-tag",
+                Value::Enumeration(State::ACTIVE.0),
+            ))),
+            ..Default::default()
+        };
+        let e = modify_attribute(&ctx, &p).await.unwrap_err();
+        assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+        let o = ctx.load(&id).unwrap();
+        assert_eq!(o.stored_state(), State::PRE_ACTIVE);
+        // The same attribute on both sides still works.
+        let p = ModifyAttributeRequest {
+            unique_identifier: Some(id.clone()),
+            current_attribute: Some(AttributeHolder(Attribute::new(
+                "x-tag",
+                Value::TextString("a".into()),
+            ))),
+            new_attribute: Some(AttributeHolder(Attribute::new(
+                "x-tag",
+                Value::TextString("b".into()),
+            ))),
+            ..Default::default()
+        };
+        modify_attribute(&ctx, &p).await.unwrap();
+        let o = ctx.load(&id).unwrap();
+        assert_eq!(o.first("x-tag").unwrap().text(), Some("b"));
+    }
 }

@@ -178,3 +178,74 @@ async fn hsm_call<T>(task: tokio::task::JoinHandle<T>) -> OpResult<T> {
 pub fn is_active(state: State) -> bool {
     state == State::ACTIVE
 }
+
+/// A server over a memory store and a software master key, for unit tests
+/// of operations.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::OpCtx;
+    use crate::access::{AccessPolicy, Caller};
+    use crate::catalog::Catalog;
+    use crate::config::{AccessConfig, Role};
+    use crate::keycache::KeyCache;
+    use crate::state::{FakeClock, Server};
+    use crate::store::MemoryBackend;
+    use kmip::ProtocolVersion;
+    use std::sync::Arc;
+
+    /// The server, its temporary master key directory and an admin caller.
+    pub struct TestServer {
+        pub server: Server,
+        pub caller: Caller,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestServer {
+        pub fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let protector =
+                kmipd_hsm::SoftwareProtector::create(dir.path().join("master.key")).unwrap();
+            let access = AccessConfig {
+                default_group: "default".into(),
+                lockdown: false,
+                admin_from: Vec::new(),
+                allow_from: Vec::new(),
+            };
+            let clock = FakeClock::default();
+            clock
+                .0
+                .store(1_700_000_000, std::sync::atomic::Ordering::SeqCst);
+            let server = Server::new(
+                Catalog::open(Arc::new(MemoryBackend::new())).unwrap(),
+                Arc::new(protector),
+                KeyCache::new(true, 100, std::time::Duration::from_secs(60)),
+                AccessPolicy::new(Vec::new(), access),
+                Arc::new(clock),
+                crate::audit::Audit::to_log(),
+                "kmipd test".into(),
+            );
+            let caller = Caller {
+                identity: "tester".into(),
+                role: Role::Admin,
+                group: "default".into(),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                credential: None,
+            };
+            Self {
+                server,
+                caller,
+                _dir: dir,
+            }
+        }
+
+        pub fn ctx(&self, version: ProtocolVersion) -> OpCtx<'_> {
+            OpCtx {
+                server: &self.server,
+                caller: &self.caller,
+                version,
+                now: self.server.clock.now(),
+                placeholder: None,
+            }
+        }
+    }
+}
