@@ -50,9 +50,12 @@ pub enum OpError {
     /// An Attribute Index does not exist.
     #[error("{0}")]
     IndexOutOfBounds(String),
-    /// The object has no key value (destroyed).
+    /// The object has no key value (kept elsewhere).
     #[error("{0}")]
     KeyValueNotPresent(String),
+    /// The object was destroyed: its metadata remains, its content is gone.
+    #[error("{0}")]
+    Destroyed(String),
     /// The requested key format is not offered.
     #[error("{0}")]
     KeyFormatNotSupported(String),
@@ -90,6 +93,10 @@ impl OpError {
                 ResultReason::KEY_VALUE_NOT_PRESENT
             }
             OpError::KeyValueNotPresent(_) => ResultReason::ITEM_NOT_FOUND,
+            // The OASIS 1.x test cases (TC-314) expect Item Not Found for a
+            // Get after Destroy; KMIP 2.0 has a reason of its own.
+            OpError::Destroyed(_) if v2 => ResultReason::OBJECT_DESTROYED,
+            OpError::Destroyed(_) => ResultReason::ITEM_NOT_FOUND,
             OpError::KeyFormatNotSupported(_) => ResultReason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
             OpError::ResponseTooLarge(_) => ResultReason::RESPONSE_TOO_LARGE,
             OpError::ReadOnlyAttribute(_) if v2 => ResultReason::ATTRIBUTE_READ_ONLY,

@@ -60,9 +60,7 @@ pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
     let o = ctx.load_online(&id)?;
     let state = o.stored_state();
     if state == State::DESTROYED || state == State::DESTROYED_COMPROMISED || o.material.is_none() {
-        return Err(OpError::KeyValueNotPresent(format!(
-            "object {id} is destroyed"
-        )));
+        return Err(OpError::Destroyed(format!("object {id} is destroyed")));
     }
     let mut object = ctx.content(&o).await?;
     if let Some(want) = p.key_format_type {
