@@ -187,7 +187,10 @@ impl Scheduler {
             let born = o
                 .date(names::ACTIVATION_DATE)
                 .or_else(|| o.date(names::INITIAL_DATE));
-            let due = born.is_some_and(|b| now - b >= cp.rekey_after.as_secs() as i64);
+            // An Activation Date is client-set and may be anywhere in i64.
+            let due = born.is_some_and(|b| {
+                now.saturating_sub(b) >= i64::try_from(cp.rekey_after.as_secs()).unwrap_or(i64::MAX)
+            });
             if !matches
                 || o.object_type != ObjectType::SYMMETRIC_KEY
                 || o.archived

@@ -323,14 +323,16 @@ fn replacement_dates(old: &ManagedObject, now: i64, offset: Option<i64>) -> Vec<
             }
         }
         Some(offset) => {
-            let activation = now + offset;
+            // The old key's dates are client-set and may be anywhere in
+            // i64: saturate rather than overflow.
+            let activation = now.saturating_add(offset);
             out.push(date(names::ACTIVATION_DATE, activation));
             let shift = old
                 .date(names::ACTIVATION_DATE)
-                .map_or(0, |old_act| activation - old_act);
+                .map_or(0, |old_act| activation.saturating_sub(old_act));
             for n in SHIFTED {
                 if let Some(d) = old.date(n) {
-                    out.push(date(n, d + shift));
+                    out.push(date(n, d.saturating_add(shift)));
                 }
             }
         }
@@ -430,4 +432,29 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
         unique_identifier: new.id,
         template_attribute: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacement_dates_survive_extreme_client_dates() {
+        let mut old = ManagedObject {
+            id: "k".into(),
+            object_type: ObjectType::SYMMETRIC_KEY,
+            owner: "o".into(),
+            group: "g".into(),
+            revision: 1,
+            attributes: Vec::new(),
+            material: None,
+            archived: false,
+        };
+        old.set(names::ACTIVATION_DATE, Value::DateTime(i64::MIN));
+        old.set(names::DEACTIVATION_DATE, Value::DateTime(i64::MAX));
+        let out = replacement_dates(&old, 1_700_000_000, Some(3600));
+        let get = |n: &str| out.iter().find(|a| a.name == n).and_then(|a| a.date_time());
+        assert_eq!(get(names::ACTIVATION_DATE), Some(1_700_003_600));
+        assert_eq!(get(names::DEACTIVATION_DATE), Some(i64::MAX));
+    }
 }

@@ -84,7 +84,8 @@ pub fn lease_for(o: &ManagedObject, now: i64) -> u32 {
     [names::PROTECT_STOP_DATE, names::DEACTIVATION_DATE]
         .iter()
         .filter_map(|n| o.date(n))
-        .map(|d| (d - now).max(0))
+        // Dates are client-set and may be anywhere in i64: no overflow.
+        .map(|d| d.saturating_sub(now).max(0))
         .fold(lease, i64::min)
         .clamp(0, i64::from(u32::MAX)) as u32
 }
@@ -158,4 +159,29 @@ pub fn rng_retrieve(p: &RngRetrieveRequest) -> OpResult<RngRetrieveResponse> {
     let mut data = vec![0u8; p.data_length as usize];
     rand::rngs::OsRng.fill_bytes(&mut data);
     Ok(RngRetrieveResponse { data: Bytes(data) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmip::tables::ObjectType;
+    use kmip::Value;
+
+    #[test]
+    fn lease_survives_extreme_client_dates() {
+        let mut o = ManagedObject {
+            id: "k".into(),
+            object_type: ObjectType::SYMMETRIC_KEY,
+            owner: "o".into(),
+            group: "g".into(),
+            revision: 1,
+            attributes: Vec::new(),
+            material: None,
+            archived: false,
+        };
+        o.set(names::DEACTIVATION_DATE, Value::DateTime(i64::MIN));
+        assert_eq!(lease_for(&o, 1_700_000_000), 0);
+        o.set(names::DEACTIVATION_DATE, Value::DateTime(i64::MAX));
+        assert_eq!(lease_for(&o, -1_700_000_000), LEASE_SECS);
+    }
 }
