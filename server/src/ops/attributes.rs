@@ -14,6 +14,7 @@ use kmip::messages::payloads::{
 };
 use kmip::tables::{ObjectType, State, Tag};
 use kmip::{ProtocolVersion, Ttlv};
+use std::collections::{HashMap, HashSet};
 
 /// Attributes only the server sets.
 const SERVER_ONLY: &[&str] = &[
@@ -325,19 +326,23 @@ pub fn get_attributes(
             .map(|a| for_response(a, v))
             .collect()
     } else {
-        let mut seen: Vec<&str> = Vec::with_capacity(wanted.len());
+        // A message may name tens of thousands of attributes: group the
+        // object's instances by name once and dedupe with a set, so the
+        // work is linear rather than names x names (or names x instances)
+        // on the runtime's thread.
+        let mut by_name: HashMap<&str, Vec<&Attribute>> = HashMap::new();
+        for a in visible(&o, v) {
+            by_name.entry(a.name.as_str()).or_default().push(a);
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out = Vec::new();
-        let all = visible(&o, v);
         for name in &wanted {
-            if seen.contains(&name.as_str()) {
+            if !seen.insert(name.as_str()) {
                 continue;
             }
-            seen.push(name);
-            out.extend(
-                all.iter()
-                    .filter(|a| a.name == *name)
-                    .map(|a| for_response(a, v)),
-            );
+            if let Some(instances) = by_name.get(name.as_str()) {
+                out.extend(instances.iter().map(|a| for_response(a, v)));
+            }
         }
         out
     };
@@ -680,5 +685,33 @@ mod tests {
         modify_attribute(&ctx, &p).await.unwrap();
         let o = ctx.load(&id).unwrap();
         assert_eq!(o.first("x-tag").unwrap().text(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn get_attributes_keeps_the_named_order_once_each() {
+        let t = TestServer::new();
+        let id = new_key(&t).await;
+        let ctx = t.ctx(ProtocolVersion::V1_4);
+        let mut names_wanted: Vec<String> = (0..20_000).map(|i| format!("x-none-{i}")).collect();
+        names_wanted.extend(
+            [
+                "x-tag",
+                names::CRYPTOGRAPHIC_LENGTH,
+                "x-tag",
+                names::OBJECT_TYPE,
+            ]
+            .map(String::from),
+        );
+        let p = GetAttributesRequest {
+            unique_identifier: Some(id),
+            attribute_names: names_wanted,
+            ..Default::default()
+        };
+        let r = get_attributes(&ctx, &p).unwrap();
+        let got: Vec<&str> = r.attributes_1x.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            got,
+            ["x-tag", names::CRYPTOGRAPHIC_LENGTH, names::OBJECT_TYPE]
+        );
     }
 }
