@@ -58,6 +58,25 @@ impl PkiDir {
     }
 }
 
+/// Where the CA key's passphrase comes from (never a command-line literal).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CaKeyArgs {
+    /// File whose first line is the CA key's passphrase (ca.key is then an encrypted
+    /// PKCS#8 file); without it, the KMIPD_CA_PASSPHRASE environment variable is used
+    /// if set
+    #[arg(long, value_name = "FILE")]
+    pub ca_passphrase_file: Option<PathBuf>,
+}
+
+impl CaKeyArgs {
+    /// The passphrase from the file, else from `KMIPD_CA_PASSPHRASE`, else none.
+    pub fn passphrase(&self) -> anyhow::Result<Option<crate::CaPassphrase>> {
+        Ok(crate::CaPassphrase::from_file_or_env(
+            self.ca_passphrase_file.as_deref(),
+        )?)
+    }
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::new(s).map_err(|e| e.to_string())
 }
@@ -86,6 +105,13 @@ Examples:
   kmipctl certs init --dir /etc/kmipd/certs --dns kms.example.com --ip 192.0.2.10
   kmipctl certs init --dir /etc/kmipd/certs --dns kms.example.com --ip 192.0.2.10 --force
   kmipctl certs init --key-type ecdsa-p256 --ca-key-type ecdsa-p384 --days 365
+  kmipctl certs init --dir /etc/kmipd/certs --ca-passphrase-file /media/usb/ca.pass
+
+With --ca-passphrase-file FILE (or KMIPD_CA_PASSPHRASE in the environment) a new CA key is
+written as an encrypted PKCS#8 file (PBES2: scrypt, AES-256-CBC; `openssl pkey -passin`
+reads it), and an existing encrypted CA key is opened with it. Every command that signs
+(init, issue-client, sign-csr) then needs the same passphrase; kmipd itself never reads
+ca.key, so it can live offline between uses.
 
 Then in the vSphere Client (Key Providers > the provider > Make vCenter Trust KMS), upload
 ca.crt, or let vCenter fetch and trust server.crt.")]
@@ -114,6 +140,9 @@ ca.crt, or let vCenter fetch and trust server.crt.")]
         /// Replace an existing server certificate and key
         #[arg(long)]
         force: bool,
+        /// The CA key's passphrase
+        #[command(flatten)]
+        ca_key: CaKeyArgs,
     },
     /// Issue a client certificate and its PKCS#8 key (vCenter: "Upload certificate and private key")
     #[command(after_help = "\
@@ -123,6 +152,7 @@ CN=NAME, OU=kmipd-role:ROLE and EKU clientAuth, signed by the CA of DIR.
 Examples:
   kmipctl certs issue-client vcenter --role vcenter --dev /var/lib/kmipd
   kmipctl certs issue-client alice --role admin --dir /etc/kmipd/certs --key-type ecdsa-p256
+  kmipctl certs issue-client vc02 --role vcenter --ca-passphrase-file /media/usb/ca.pass
 
 Then in the vSphere Client (Make KMS trust vCenter > KMS certificate and private key), upload
 NAME.crt and NAME.key.")]
@@ -145,6 +175,9 @@ NAME.crt and NAME.key.")]
         /// Replace existing files
         #[arg(long)]
         force: bool,
+        /// The CA key's passphrase (when ca.key is encrypted)
+        #[command(flatten)]
+        ca_key: CaKeyArgs,
     },
     /// Sign a certificate signing request with the CA (vCenter: "New Certificate Signing Request")
     #[command(after_help = "\
@@ -155,6 +188,7 @@ may be - for standard input.
 Examples:
   kmipctl certs sign-csr vcenter.csr --role vcenter --dev /var/lib/kmipd --out vcenter-signed.crt
   pbpaste | kmipctl certs sign-csr - --role vcenter > vcenter-signed.crt
+  kmipctl certs sign-csr vc.csr --role vcenter --ca-passphrase-file /media/usb/ca.pass -o vc.crt
 
 Then in the vSphere Client (Make KMS trust vCenter > New Certificate Signing Request), upload
 the signed certificate.")]
@@ -173,6 +207,9 @@ the signed certificate.")]
         /// Write the certificate here instead of standard output
         #[arg(long, short, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// The CA key's passphrase (when ca.key is encrypted)
+        #[command(flatten)]
+        ca_key: CaKeyArgs,
     },
     /// Trust one certificate by its SHA-256 fingerprint (vCenter's self-signed certificate)
     #[command(after_help = "\
@@ -291,8 +328,10 @@ pub fn run_to(cmd: CertsCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             days,
             ca_days,
             force,
+            ca_key,
         } => {
             let dir = dir.resolve();
+            let ca_passphrase = ca_key.passphrase()?;
             let o = crate::pki::init_ca_and_server(
                 &dir,
                 &crate::pki::InitOptions {
@@ -303,11 +342,18 @@ pub fn run_to(cmd: CertsCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
                     validity_days: days,
                     ca_validity_days: ca_days,
                     force,
+                    ca_passphrase,
                 },
             )?;
             if o.ca_created {
                 writeln!(out, "Created CA          {}", o.ca_cert.display())?;
                 writeln!(out, "CA key (keep safe)  {}", o.ca_key.display())?;
+                if o.ca_key_encrypted {
+                    writeln!(
+                        out,
+                        "CA key encryption   PKCS#8 PBES2 (scrypt, AES-256-CBC)"
+                    )?;
+                }
             } else {
                 writeln!(out, "Using existing CA   {}", o.ca_cert.display())?;
             }
@@ -324,8 +370,18 @@ pub fn run_to(cmd: CertsCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             key_type,
             days,
             force,
+            ca_key,
         } => {
-            let f = crate::pki::issue_client(&dir.resolve(), &name, &role, key_type, days, force)?;
+            let pass = ca_key.passphrase()?;
+            let f = crate::pki::issue_client_with(
+                &dir.resolve(),
+                &name,
+                &role,
+                key_type,
+                days,
+                force,
+                pass.as_ref(),
+            )?;
             writeln!(out, "Certificate  {}", f.cert_path.display())?;
             writeln!(out, "Private key  {}", f.key_path.display())?;
             writeln!(out, "Role         {role}")?;
@@ -338,9 +394,12 @@ pub fn run_to(cmd: CertsCommand, out: &mut dyn Write) -> anyhow::Result<i32> {
             dir,
             days,
             out: out_file,
+            ca_key,
         } => {
+            let pass = ca_key.passphrase()?;
             let csr = read_input(&file)?;
-            let signed = crate::pki::sign_csr(&dir.resolve(), &csr, &role, days)?;
+            let signed =
+                crate::pki::sign_csr_with(&dir.resolve(), &csr, &role, days, pass.as_ref())?;
             match out_file {
                 Some(path) => {
                     crate::fsutil::write_atomic(

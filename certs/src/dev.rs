@@ -127,7 +127,8 @@ pub fn ensure_dev_pki(dir: &Path, opts: &DevPkiOptions) -> Result<DevPkiPaths> {
     let paths = DevPkiPaths::new(dir, false);
     let (present, missing): (Vec<&PathBuf>, Vec<&PathBuf>) =
         paths.all().into_iter().partition(|p| p.exists());
-    if missing.is_empty() {
+    // Once the certificates exist the CA key is not needed: it may be offline.
+    if missing.is_empty() || missing == [&paths.ca_key] {
         check_existing(&paths)?;
         return Ok(paths);
     }
@@ -149,12 +150,13 @@ pub fn ensure_dev_pki(dir: &Path, opts: &DevPkiOptions) -> Result<DevPkiPaths> {
 }
 
 fn check_existing(paths: &DevPkiPaths) -> Result<()> {
-    let ca = Ca::load(&paths.ca_cert, &paths.ca_key)?;
+    // The CA certificate only: the CA key may be offline or encrypted.
+    let ca = crate::pem::load_cert(&paths.ca_cert)?;
     for (cert_path, key_path) in paths.leaves() {
         let cert = crate::pem::load_cert(cert_path)?;
         let key = PrivateKey::from_pem_file(key_path)?;
         check_key_matches(&cert, &key, key_path)?;
-        check_issued_by(&cert, ca.cert_der(), cert_path)?;
+        check_issued_by(&cert, &ca, cert_path)?;
     }
     Ok(())
 }

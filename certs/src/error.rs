@@ -132,6 +132,27 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The CA key is encrypted and no passphrase was given.
+    #[error(
+        "{path} is encrypted: give its passphrase with --ca-passphrase-file FILE or the \
+         KMIPD_CA_PASSPHRASE environment variable"
+    )]
+    PassphraseRequired {
+        /// The encrypted key file.
+        path: PathBuf,
+    },
+    /// The passphrase does not decrypt the CA key.
+    #[error("{path}: wrong passphrase (or the encrypted key is damaged)")]
+    WrongPassphrase {
+        /// The encrypted key file.
+        path: PathBuf,
+    },
+    /// A passphrase cannot be read or used.
+    #[error("{detail}")]
+    Passphrase {
+        /// What was wrong.
+        detail: String,
+    },
     /// A key type that this crate does not handle.
     #[error("unsupported key: {0}")]
     UnsupportedKey(String),

@@ -133,8 +133,17 @@ impl Ca {
 
     /// Loads a CA from a PEM certificate file and a PKCS#8 PEM key file.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Ca> {
+        Self::load_with(cert_path, key_path, None)
+    }
+
+    /// Loads a CA whose key may be an encrypted PKCS#8 file (see [`crate::CaPassphrase`]).
+    pub fn load_with(
+        cert_path: &Path,
+        key_path: &Path,
+        passphrase: Option<&crate::CaPassphrase>,
+    ) -> Result<Ca> {
         let cert_der = crate::pem::load_cert(cert_path)?;
-        let key = PrivateKey::from_pem_file(key_path)?;
+        let key = PrivateKey::from_pem_file_with(key_path, passphrase)?;
         check_key_matches(&cert_der, &key, key_path)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, key.key_pair)?;
         Ok(Ca { cert_der, issuer })

@@ -12,6 +12,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::passphrase::CaPassphrase;
 
 /// The key types kmipd generates.
 ///
@@ -106,11 +107,32 @@ impl PrivateKey {
 
     /// Loads a PKCS#8 PEM private key from a file.
     pub fn from_pem_file(path: &Path) -> Result<Self> {
+        Self::from_pem_file_with(path, None)
+    }
+
+    /// Loads a PKCS#8 PEM private key from a file, decrypting it with `passphrase` when it
+    /// is an encrypted PKCS#8 key (`-----BEGIN ENCRYPTED PRIVATE KEY-----`). An encrypted key
+    /// without a passphrase is [`Error::PassphraseRequired`]; a wrong passphrase is
+    /// [`Error::WrongPassphrase`]. A passphrase for an unencrypted key is not needed and
+    /// ignored.
+    pub fn from_pem_file_with(path: &Path, passphrase: Option<&CaPassphrase>) -> Result<Self> {
         let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
+        let pem = if crate::passphrase::is_encrypted_pem(&pem) {
+            crate::passphrase::decrypt_pem(path, &pem, passphrase)?
+        } else {
+            pem
+        };
         Self::from_pem(&pem).map_err(|e| Error::Pem {
             path: path.to_owned(),
             detail: format!("not a usable PKCS#8 private key: {e}"),
         })
+    }
+
+    /// The key as encrypted PKCS#8 PEM (`-----BEGIN ENCRYPTED PRIVATE KEY-----`; PBES2 with
+    /// scrypt and AES-256-CBC, which `openssl pkey -passin` reads).
+    pub fn to_encrypted_pkcs8_pem(&self, passphrase: &CaPassphrase) -> Result<Zeroizing<String>> {
+        let der = Zeroizing::new(self.key_pair.serialize_der());
+        crate::passphrase::encrypt_pkcs8(&der, passphrase)
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).

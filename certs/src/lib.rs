@@ -26,6 +26,7 @@ mod issue;
 mod keys;
 pub mod layout;
 mod net;
+mod passphrase;
 mod pem;
 mod pki;
 mod role;
@@ -40,12 +41,14 @@ pub use inspect::{
 pub use issue::{Ca, CaOptions, IssuedCert, ServerOptions, ROLE_OU_PREFIX};
 pub use keys::{KeyType, PrivateKey};
 pub use net::{check_dns_name, host_name, local_addresses};
+pub use passphrase::{CaPassphrase, CA_PASSPHRASE_ENV};
 pub use pem::{
     cert_to_pem, fingerprint_hex, fingerprint_sha256, load_cert, load_certs, load_private_key,
     parse_certs_pem,
 };
 pub use pki::{
-    init_ca_and_server, issue_client, sign_csr, ClientFiles, InitOptions, InitOutcome, SignedCsr,
+    init_ca_and_server, issue_client, issue_client_with, sign_csr, sign_csr_with, ClientFiles,
+    InitOptions, InitOutcome, SignedCsr,
 };
 pub use role::{ClientName, Role};
 pub use trust::{load_trust, pin, role_from_subject, trust_ca, Pin, TrustStore, TrustedCa};

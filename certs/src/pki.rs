@@ -11,6 +11,7 @@ use crate::fsutil::{ensure_dir, write_atomic, KEY_MODE, PUBLIC_MODE};
 use crate::issue::{Ca, CaOptions, IssuedCert, ServerOptions};
 use crate::keys::KeyType;
 use crate::layout;
+use crate::passphrase::CaPassphrase;
 use crate::role::{ClientName, Role};
 use crate::trust::{display_name, record_pin, Pin};
 
@@ -31,6 +32,9 @@ pub struct InitOptions {
     pub ca_validity_days: u32,
     /// Replace an existing server certificate and key.
     pub force: bool,
+    /// Passphrase of the CA key: a new CA key is written encrypted with it, an existing
+    /// encrypted one is opened with it.
+    pub ca_passphrase: Option<CaPassphrase>,
 }
 
 impl Default for InitOptions {
@@ -43,6 +47,7 @@ impl Default for InitOptions {
             validity_days: 825,
             ca_validity_days: 3650,
             force: false,
+            ca_passphrase: None,
         }
     }
 }
@@ -56,6 +61,8 @@ pub struct InitOutcome {
     pub ca_cert: PathBuf,
     /// `ca.key`
     pub ca_key: PathBuf,
+    /// Whether a CA key created now was written encrypted.
+    pub ca_key_encrypted: bool,
     /// `server.crt`
     pub server_cert: PathBuf,
     /// `server.key`
@@ -88,7 +95,10 @@ pub fn init_ca_and_server(dir: &Path, opts: &InitOptions) -> Result<InitOutcome>
     }
     let host = crate::net::host_name();
     let (ca, ca_created) = match (ca_cert.exists(), ca_key.exists()) {
-        (true, true) => (Ca::load(&ca_cert, &ca_key)?, false),
+        (true, true) => (
+            Ca::load_with(&ca_cert, &ca_key, opts.ca_passphrase.as_ref())?,
+            false,
+        ),
         (false, false) => {
             let (ca, key_pem) = Ca::generate(
                 &CaOptions {
@@ -98,6 +108,10 @@ pub fn init_ca_and_server(dir: &Path, opts: &InitOptions) -> Result<InitOutcome>
                 },
                 now,
             )?;
+            let key_pem = match &opts.ca_passphrase {
+                Some(p) => crate::passphrase::encrypt_pkcs8_pem(&key_pem, p)?,
+                None => key_pem,
+            };
             write_atomic(&ca_key, key_pem.as_bytes(), KEY_MODE, false)?;
             write_atomic(&ca_cert, ca.cert_pem().as_bytes(), PUBLIC_MODE, false)?;
             (ca, true)
@@ -152,6 +166,7 @@ pub fn init_ca_and_server(dir: &Path, opts: &InitOptions) -> Result<InitOutcome>
         .collect();
     Ok(InitOutcome {
         ca_created,
+        ca_key_encrypted: ca_created && opts.ca_passphrase.is_some(),
         ca_cert,
         ca_key,
         server_cert,
@@ -169,7 +184,7 @@ fn write_pair(cert: &Path, key: &Path, issued: &IssuedCert, overwrite: bool) -> 
     write_atomic(cert, issued.cert_pem.as_bytes(), PUBLIC_MODE, overwrite)
 }
 
-fn load_ca(dir: &Path) -> Result<Ca> {
+fn load_ca(dir: &Path, passphrase: Option<&CaPassphrase>) -> Result<Ca> {
     let cert = dir.join(layout::CA_CERT);
     let key = dir.join(layout::CA_KEY);
     for (p, name) in [(&cert, layout::CA_CERT), (&key, layout::CA_KEY)] {
@@ -180,7 +195,7 @@ fn load_ca(dir: &Path) -> Result<Ca> {
             });
         }
     }
-    Ca::load(&cert, &key)
+    Ca::load_with(&cert, &key, passphrase)
 }
 
 /// A client certificate written by [`issue_client`].
@@ -206,7 +221,20 @@ pub fn issue_client(
     validity_days: u32,
     force: bool,
 ) -> Result<ClientFiles> {
-    let ca = load_ca(dir)?;
+    issue_client_with(dir, name, role, key_type, validity_days, force, None)
+}
+
+/// [`issue_client`] with the CA key's passphrase, when it is encrypted.
+pub fn issue_client_with(
+    dir: &Path,
+    name: &ClientName,
+    role: &Role,
+    key_type: KeyType,
+    validity_days: u32,
+    force: bool,
+    ca_passphrase: Option<&CaPassphrase>,
+) -> Result<ClientFiles> {
+    let ca = load_ca(dir, ca_passphrase)?;
     let cert_path = dir.join(format!("{name}.crt"));
     let key_path = dir.join(format!("{name}.key"));
     if !force {
@@ -247,7 +275,18 @@ pub struct SignedCsr {
 /// EKU clientAuth. Because the subject is kept, the role cannot be written into it: the
 /// certificate is recorded in the pin list with its role instead (see [`crate::trust`]).
 pub fn sign_csr(dir: &Path, csr: &[u8], role: &Role, validity_days: u32) -> Result<SignedCsr> {
-    let ca = load_ca(dir)?;
+    sign_csr_with(dir, csr, role, validity_days, None)
+}
+
+/// [`sign_csr`] with the CA key's passphrase, when it is encrypted.
+pub fn sign_csr_with(
+    dir: &Path,
+    csr: &[u8],
+    role: &Role,
+    validity_days: u32,
+    ca_passphrase: Option<&CaPassphrase>,
+) -> Result<SignedCsr> {
+    let ca = load_ca(dir, ca_passphrase)?;
     let issued = ca.sign_csr(csr, validity_days, OffsetDateTime::now_utc())?;
     let (_, parsed) = x509_parser::parse_x509_certificate(&issued.cert_der)
         .map_err(|e| Error::parse("certificate", e))?;
