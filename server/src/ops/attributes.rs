@@ -599,8 +599,11 @@ pub async fn delete_attribute(
 /// Set Attribute (2.x): sets a single-valued attribute, replacing its value.
 pub async fn set_attribute(ctx: &OpCtx<'_>, p: &SetAttributeRequest) -> OpResult<IdResponse> {
     let id = ctx.target(&p.unique_identifier)?;
-    let a = p.new_attribute.0.clone();
+    let mut a = p.new_attribute.0.clone();
     check_client_settable(&a.name, false)?;
+    // As Add and Modify do: a client's Usage Limits Count may not exceed
+    // its Total (or be negative), else Get Usage Allocation hands out more.
+    normalize(&mut a)?;
     if multi_valued(&a.name) {
         return Err(OpError::IllegalOperation(format!(
             "attribute {:?} is multi-valued: use Add or Modify Attribute",
@@ -713,5 +716,34 @@ mod tests {
             got,
             ["x-tag", names::CRYPTOGRAPHIC_LENGTH, names::OBJECT_TYPE]
         );
+    }
+
+    #[tokio::test]
+    async fn set_attribute_normalizes_usage_limits() {
+        use kmip::messages::payloads::SetAttributeRequest;
+        let t = TestServer::new();
+        let id = new_key(&t).await;
+        let ctx = t.ctx(ProtocolVersion::V2_0);
+        let limits = |total: i64, count: i64| {
+            Value::Structure(vec![
+                Ttlv::long(Tag::USAGE_LIMITS_TOTAL, total),
+                Ttlv::long(Tag::USAGE_LIMITS_COUNT, count),
+                Ttlv::enumeration(Tag::USAGE_LIMITS_UNIT, 1u32),
+            ])
+        };
+        let set = |v: Value| SetAttributeRequest {
+            unique_identifier: Some(id.clone()),
+            new_attribute: AttributeHolder(Attribute::new(names::USAGE_LIMITS, v)),
+        };
+        let e = set_attribute(&ctx, &set(limits(10, 1_000_000)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+        set_attribute(&ctx, &set(limits(10, 4))).await.unwrap();
+        let o = ctx.load(&id).unwrap();
+        let (total, count, _) =
+            crate::model::usage_limits::parts(&o.first(names::USAGE_LIMITS).unwrap().value)
+                .unwrap();
+        assert_eq!((total, count), (10, Some(4)));
     }
 }
