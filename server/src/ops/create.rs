@@ -457,4 +457,24 @@ mod tests {
         assert_eq!(get(names::ACTIVATION_DATE), Some(1_700_003_600));
         assert_eq!(get(names::DEACTIVATION_DATE), Some(i64::MAX));
     }
+
+    #[tokio::test]
+    async fn register_of_oversized_content_is_invalid_field() {
+        use crate::ops::test_support::TestServer;
+        use kmip::codec::Bytes;
+        use kmip::messages::objects::OpaqueObject;
+        use kmip::tables::OpaqueDataType;
+        let t = TestServer::new();
+        let ctx = t.ctx(kmip::ProtocolVersion::V1_4);
+        let mut p = RegisterRequest {
+            object_type: ObjectType::OPAQUE_OBJECT,
+            ..Default::default()
+        };
+        p.set_object(Object::OpaqueObject(OpaqueObject {
+            opaque_data_type: OpaqueDataType(0x8000_0001),
+            opaque_data_value: Bytes(vec![7; kmipd_hsm::blob::MAX_PLAINTEXT_LEN]),
+        }));
+        let e = register(&ctx, &p).await.unwrap_err();
+        assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+    }
 }

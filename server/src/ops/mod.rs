@@ -115,6 +115,15 @@ impl OpCtx<'_> {
                 .to_bytes()
                 .map_err(|e| OpError::InvalidField(e.to_string()))?,
         );
+        // The protector refuses more than this; that is the client's
+        // object being too large (Invalid Field), not an internal failure.
+        if plain.len() > kmipd_hsm::blob::MAX_PLAINTEXT_LEN {
+            return Err(OpError::InvalidField(format!(
+                "the object's content is {} bytes; kmipd stores at most {}",
+                plain.len(),
+                kmipd_hsm::blob::MAX_PLAINTEXT_LEN
+            )));
+        }
         let protector = self.server.protector.clone();
         let identity = id.as_bytes().to_vec();
         let started = Instant::now();
