@@ -16,6 +16,11 @@ use kmip::tables::{ObjectType, State, Tag};
 use kmip::{ProtocolVersion, Ttlv};
 use std::collections::{HashMap, HashSet};
 
+/// Most attribute instances one object may hold: every change rewrites the
+/// whole record, so an unbounded list would make each write slower and let
+/// one client grow a record without limit.
+pub const MAX_ATTRIBUTES: usize = 1024;
+
 /// Attributes only the server sets.
 const SERVER_ONLY: &[&str] = &[
     names::UNIQUE_IDENTIFIER,
@@ -224,6 +229,13 @@ pub async fn request_attributes(
     }
     if let Some(a) = attributes {
         overlay(&mut out, a.0.clone());
+    }
+    if out.len() > MAX_ATTRIBUTES / 2 {
+        return Err(OpError::InvalidField(format!(
+            "{} attributes: at most {} may be given when an object is made",
+            out.len(),
+            MAX_ATTRIBUTES / 2
+        )));
     }
     for a in &mut out {
         a.index = None;
@@ -468,6 +480,11 @@ pub async fn add_attribute(
             a.name
         )));
     }
+    if old.attributes.len() >= MAX_ATTRIBUTES {
+        return Err(OpError::IllegalOperation(format!(
+            "object {id} holds the maximum of {MAX_ATTRIBUTES} attribute instances"
+        )));
+    }
     let mut new = old.clone();
     a.index = Some(new.next_index(&a.name));
     new.attributes.push(a.clone());
@@ -562,6 +579,7 @@ pub async fn delete_attribute(
     }
     let _guard = ctx.server.lock(&id).await;
     let old = ctx.load_online(&id)?;
+    refuse_if_destroyed_material(&old, &name)?;
     let mut new = old.clone();
     let removed: Vec<Attribute> = match (&p.current_attribute, &p.attribute_reference) {
         (Some(c), _) => {
@@ -688,6 +706,29 @@ mod tests {
         modify_attribute(&ctx, &p).await.unwrap();
         let o = ctx.load(&id).unwrap();
         assert_eq!(o.first("x-tag").unwrap().text(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn attribute_instances_per_object_are_bounded() {
+        let t = TestServer::new();
+        let id = new_key(&t).await;
+        let ctx = t.ctx(ProtocolVersion::V1_4);
+        let mut refused = None;
+        for i in 0..MAX_ATTRIBUTES + 10 {
+            let p = AddAttributeRequest {
+                unique_identifier: Some(id.clone()),
+                attribute: Some(Attribute::new("x-many", Value::TextString(i.to_string()))),
+                ..Default::default()
+            };
+            if let Err(e) = add_attribute(&ctx, &p).await {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (at, e) = refused.expect("the cap is enforced");
+        assert!(matches!(e, OpError::IllegalOperation(_)), "{e:?}");
+        assert_eq!(ctx.load(&id).unwrap().attributes.len(), MAX_ATTRIBUTES);
+        assert!(at < MAX_ATTRIBUTES);
     }
 
     #[tokio::test]

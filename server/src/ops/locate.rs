@@ -199,6 +199,11 @@ fn unfiltered(ctx: &OpCtx<'_>, mask: StorageStatusMask) -> OpResult<Vec<(i64, St
         .collect())
 }
 
+/// Most identifiers in one Locate response: about 500 KB of TTLV. A client
+/// with more matches pages with Offset Items; Located Items (1.3+) tells it
+/// how many there are.
+pub const LOCATE_MAX: usize = 10_000;
+
 /// Orders the matches newest first (the identifier breaks ties, so paging
 /// is stable) and applies Offset Items and Maximum Items.
 fn page(ctx: &OpCtx<'_>, p: &LocateRequest, mut found: Vec<(i64, String)>) -> LocateResponse {
@@ -209,7 +214,8 @@ fn page(ctx: &OpCtx<'_>, p: &LocateRequest, mut found: Vec<(i64, String)>) -> Lo
         .maximum_items
         .filter(|m| *m > 0)
         .map(|m| m as usize)
-        .unwrap_or(usize::MAX);
+        .unwrap_or(usize::MAX)
+        .min(LOCATE_MAX);
     let unique_identifiers = found
         .into_iter()
         .skip(offset)
@@ -219,10 +225,11 @@ fn page(ctx: &OpCtx<'_>, p: &LocateRequest, mut found: Vec<(i64, String)>) -> Lo
     LocateResponse {
         // Located Items (1.3+) is optional ("a server MAY elect to omit
         // this value"): it matters to a client that pages, so it is sent
-        // when the request limits or offsets the results.
+        // when the request limits or offsets the results, or when kmipd's
+        // own cap cut the answer short.
         located_items: (ctx.version >= ProtocolVersion::V1_3
-            && (p.maximum_items.is_some() || p.offset_items.is_some()))
-        .then_some(total as i32),
+            && (p.maximum_items.is_some() || p.offset_items.is_some() || total > LOCATE_MAX))
+            .then_some(i32::try_from(total).unwrap_or(i32::MAX)),
         unique_identifiers,
     }
 }
