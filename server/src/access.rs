@@ -12,8 +12,9 @@ use kmip::tables::Operation;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 
-/// The authenticated caller of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The authenticated caller of a connection. `Debug` leaves out the
+/// credential's password hash.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
     /// Identity name (audit).
     pub identity: String,
@@ -25,6 +26,24 @@ pub struct Caller {
     pub peer: SocketAddr,
     /// Username/password to check when the client sends a credential.
     pub credential: Option<(String, [u8; 32])>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("identity", &self.identity)
+            .field("role", &self.role)
+            .field("group", &self.group)
+            .field("peer", &self.peer)
+            .field(
+                "credential",
+                &self
+                    .credential
+                    .as_ref()
+                    .map(|(user, _)| (user, "<redacted>")),
+            )
+            .finish()
+    }
 }
 
 /// What a certificate says about its holder.
