@@ -303,7 +303,7 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::ModifyAttribute(p) => R::ModifyAttribute(a::modify_attribute(ctx, p).await?),
         P::DeleteAttribute(p) => R::DeleteAttribute(a::delete_attribute(ctx, p).await?),
         P::SetAttribute(p) => R::SetAttribute(a::set_attribute(ctx, p).await?),
-        P::Locate(p) => R::Locate(lo::locate(ctx, p)?),
+        P::Locate(p) => R::Locate(blocking_section(|| lo::locate(ctx, p))?),
         P::Activate(p) => R::Activate(l::activate(ctx, p).await?),
         P::Revoke(p) => R::Revoke(l::revoke(ctx, p).await?),
         P::Destroy(p) => R::Destroy(l::destroy(ctx, p).await?),
@@ -328,6 +328,17 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
             )))
         }
     })
+}
+
+/// Runs store-scanning work (Locate reads indexes and may decode many
+/// records) while telling a multi-threaded runtime to move this worker's
+/// other tasks elsewhere, so other connections are not stalled behind it.
+/// On a current-thread runtime (some tests) it simply runs.
+fn blocking_section<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// The Unique Identifier a successful payload produced or named.
