@@ -350,6 +350,13 @@ pub fn get_attributes(
         let mut out = Vec::new();
         for name in &wanted {
             if !seen.insert(name.as_str()) {
+                // KMIP 1.1 made a repeated Attribute Name an error (TC-171);
+                // 1.0 clients get each attribute once.
+                if v >= ProtocolVersion::V1_1 {
+                    return Err(OpError::InvalidMessage(format!(
+                        "Attribute Name specified more than once: {name}"
+                    )));
+                }
                 continue;
             }
             if let Some(instances) = by_name.get(name.as_str()) {
@@ -735,7 +742,16 @@ mod tests {
     async fn get_attributes_keeps_the_named_order_once_each() {
         let t = TestServer::new();
         let id = new_key(&t).await;
-        let ctx = t.ctx(ProtocolVersion::V1_4);
+        // KMIP 1.1+ refuses a name given twice.
+        let twice = GetAttributesRequest {
+            unique_identifier: Some(id.clone()),
+            attribute_names: vec![names::OBJECT_TYPE.into(), names::OBJECT_TYPE.into()],
+            ..Default::default()
+        };
+        let e = get_attributes(&t.ctx(ProtocolVersion::V1_1), &twice).unwrap_err();
+        assert!(matches!(e, OpError::InvalidMessage(_)), "{e:?}");
+        // 1.0 answers each attribute once, in the order named.
+        let ctx = t.ctx(ProtocolVersion::V1_0);
         let mut names_wanted: Vec<String> = (0..20_000).map(|i| format!("x-none-{i}")).collect();
         names_wanted.extend(
             [
