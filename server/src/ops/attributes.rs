@@ -34,7 +34,6 @@ const SERVER_ONLY: &[&str] = &[
     names::REVOCATION_REASON,
     names::ARCHIVE_DATE,
     names::LEASE_TIME,
-    names::FRESH,
     names::DIGEST,
     names::ORIGINAL_CREATION_DATE,
     names::CERTIFICATE_TYPE,
@@ -57,6 +56,8 @@ const CREATE_ONLY: &[&str] = &[
     names::CRYPTOGRAPHIC_LENGTH,
     "Cryptographic Domain Parameters",
     names::CRYPTOGRAPHIC_USAGE_MASK,
+    // A client may register a key as Fresh (TC-152); only Get clears it.
+    names::FRESH,
 ];
 
 /// Attributes with several instances.

@@ -77,7 +77,9 @@ fn new_object(
     o.set(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
     o.set(names::INITIAL_DATE, Value::DateTime(ctx.now));
     o.set(names::ORIGINAL_CREATION_DATE, Value::DateTime(ctx.now));
-    o.set(names::FRESH, Value::Boolean(true));
+    if o.first(names::FRESH).is_none() {
+        o.set(names::FRESH, Value::Boolean(true));
+    }
     // Pre-Active, then whatever its dates make it now (an Activation Date
     // in the past: Active; a Deactivation Date in the past: Deactivated).
     o.set(names::STATE, Value::Enumeration(State::PRE_ACTIVE.0));
@@ -256,9 +258,13 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
             Value::Enumeration(c.certificate_type.0),
         ));
     }
+    let client_fresh = attrs.iter().any(|a| a.name == names::FRESH);
     let mut o = new_object(ctx, p.object_type, attrs)?;
-    // A registered object was made elsewhere: it is not Fresh.
-    o.set(names::FRESH, Value::Boolean(false));
+    // A registered object was made elsewhere: it is not Fresh unless the
+    // client says so (KMIP 1.1: Fresh may be set when an object is registered).
+    if !client_fresh {
+        o.set(names::FRESH, Value::Boolean(false));
+    }
     derive_from_content(&mut o, &object);
     o.material = Some(ctx.protect(&o.id, &object).await?);
     ctx.save(None, &mut o).await?;
