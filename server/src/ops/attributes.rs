@@ -468,6 +468,24 @@ fn check_date_change(o: &ManagedObject, name: &str) -> OpResult<()> {
     }
 }
 
+/// The first steps every attribute change shares: the client may set the
+/// attribute, its value is normalised, the object is locked and loaded
+/// online, is not destroyed, and its lifecycle allows a change of the date.
+/// The guard keeps the object locked until the change is saved.
+async fn begin_change<'s>(
+    ctx: &OpCtx<'s>,
+    id: &str,
+    a: &mut Attribute,
+) -> OpResult<(tokio::sync::MutexGuard<'s, ()>, ManagedObject)> {
+    check_client_settable(&a.name, false)?;
+    normalize(a)?;
+    let guard = ctx.server.lock(id).await;
+    let old = ctx.load_online(id)?;
+    refuse_if_destroyed_material(&old, &a.name)?;
+    check_date_change(&old, &a.name)?;
+    Ok((guard, old))
+}
+
 /// Add Attribute: a new instance (custom and multi-valued attributes get
 /// the next index); a single-valued attribute that exists is refused.
 pub async fn add_attribute(
@@ -476,12 +494,7 @@ pub async fn add_attribute(
 ) -> OpResult<AttributeChangeResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let mut a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
-    check_client_settable(&a.name, false)?;
-    normalize(&mut a)?;
-    let _guard = ctx.server.lock(&id).await;
-    let old = ctx.load_online(&id)?;
-    refuse_if_destroyed_material(&old, &a.name)?;
-    check_date_change(&old, &a.name)?;
+    let (_guard, old) = begin_change(ctx, &id, &mut a).await?;
     if !multi_valued(&a.name) && old.first(&a.name).is_some() {
         return Err(OpError::IllegalOperation(format!(
             "attribute {:?} already exists and is single-valued",
@@ -527,12 +540,7 @@ pub async fn modify_attribute(
 ) -> OpResult<AttributeChangeResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let mut a = the_attribute(&p.attribute, p.new_attribute.as_ref())?;
-    check_client_settable(&a.name, false)?;
-    normalize(&mut a)?;
-    let _guard = ctx.server.lock(&id).await;
-    let old = ctx.load_online(&id)?;
-    refuse_if_destroyed_material(&old, &a.name)?;
-    check_date_change(&old, &a.name)?;
+    let (_guard, old) = begin_change(ctx, &id, &mut a).await?;
     let mut new = old.clone();
     let pos = match &p.current_attribute {
         // The settable check above covers only the New Attribute's name: a
@@ -626,20 +634,17 @@ pub async fn delete_attribute(
 pub async fn set_attribute(ctx: &OpCtx<'_>, p: &SetAttributeRequest) -> OpResult<IdResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let mut a = p.new_attribute.0.clone();
+    // A read-only attribute is refused as such before its arity is looked at.
     check_client_settable(&a.name, false)?;
-    // As Add and Modify do: a client's Usage Limits Count may not exceed
-    // its Total (or be negative), else Get Usage Allocation hands out more.
-    normalize(&mut a)?;
     if multi_valued(&a.name) {
         return Err(OpError::IllegalOperation(format!(
             "attribute {:?} is multi-valued: use Add or Modify Attribute",
             a.name
         )));
     }
-    let _guard = ctx.server.lock(&id).await;
-    let old = ctx.load_online(&id)?;
-    refuse_if_destroyed_material(&old, &a.name)?;
-    check_date_change(&old, &a.name)?;
+    // As Add and Modify do: among the checks, a client's Usage Limits Count
+    // may not exceed its Total (or be negative).
+    let (_guard, old) = begin_change(ctx, &id, &mut a).await?;
     let mut new = old.clone();
     new.set(&a.name, a.value);
     ctx.save(Some(&old), &mut new).await?;
