@@ -301,37 +301,23 @@ impl From<JobError> for crate::errors::OpError {
 /// Pauses job `id` at its next batch boundary (persisted: it stays paused
 /// across restarts).
 pub async fn pause(server: &Server, id: u64) -> Result<JobRecord, JobError> {
-    let _control = server.jobs.control.lock().await;
-    if let Some(shared) = server.jobs.running(id) {
-        let copy = {
-            let mut j = shared.lock().unwrap_or_else(|p| p.into_inner());
-            j.state = JobState::Paused;
-            j.clone()
-        };
-        save(server, &copy).await?;
-        return Ok(copy);
-    }
-    let mut job = get(server, id)?.ok_or_else(|| JobError::NotFound(format!("no job {id}")))?;
-    match job.state {
-        JobState::Completed => Err(JobError::Conflict(format!("job {id} has completed"))),
-        JobState::Paused => Ok(job),
-        JobState::Running => {
-            job.state = JobState::Paused;
-            job.updated = server.clock.now();
-            save(server, &job).await?;
-            Ok(job)
-        }
-    }
+    set_state(server, id, JobState::Paused).await
 }
 
 /// Resumes a paused job.
 pub async fn resume(server: &Server, id: u64) -> Result<JobRecord, JobError> {
+    set_state(server, id, JobState::Running).await
+}
+
+/// Moves job `id` between Running and Paused. A job the runner holds is
+/// changed in place (the runner sees it at its next batch boundary); a
+/// stored one is saved, and the runner is woken to resume it.
+async fn set_state(server: &Server, id: u64, to: JobState) -> Result<JobRecord, JobError> {
     let _control = server.jobs.control.lock().await;
     if let Some(shared) = server.jobs.running(id) {
-        // Paused but the runner has not reached a batch boundary yet.
         let copy = {
             let mut j = shared.lock().unwrap_or_else(|p| p.into_inner());
-            j.state = JobState::Running;
+            j.state = to;
             j.clone()
         };
         save(server, &copy).await?;
@@ -340,12 +326,14 @@ pub async fn resume(server: &Server, id: u64) -> Result<JobRecord, JobError> {
     let mut job = get(server, id)?.ok_or_else(|| JobError::NotFound(format!("no job {id}")))?;
     match job.state {
         JobState::Completed => Err(JobError::Conflict(format!("job {id} has completed"))),
-        JobState::Running => Ok(job),
-        JobState::Paused => {
-            job.state = JobState::Running;
+        s if s == to => Ok(job),
+        _ => {
+            job.state = to;
             job.updated = server.clock.now();
             save(server, &job).await?;
-            server.jobs.wake();
+            if to == JobState::Running {
+                server.jobs.wake();
+            }
             Ok(job)
         }
     }
