@@ -32,6 +32,10 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+/// Serialises the creation and destruction of token objects (master key
+/// versions) across every protector of the process.
+static TOKEN_OBJECTS: Mutex<()> = Mutex::new(());
+
 pub use module::module;
 
 use crate::blob::{self, Algorithm, BackendKind, WrappedKey, IV_LEN, TAG_LEN};
@@ -179,10 +183,22 @@ impl Shared {
             .ok_or(Error::InvalidInput {
                 reason: "master key versions exhausted",
             })?;
-        let handle = session.generate_key(
-            &Mechanism::AesKeyGen,
-            &key_template(&self.label(version), version),
-        )?;
+        // Token objects are created one at a time in the whole process:
+        // SoftHSM2 (and some HSMs) fail concurrent token-object creation from
+        // several sessions with CKR_GENERAL_ERROR. A general error is retried
+        // a few times, since another process may be writing the token store.
+        let _token = TOKEN_OBJECTS.lock().unwrap_or_else(|e| e.into_inner());
+        let template = key_template(&self.label(version), version);
+        let mut attempt = 0;
+        let handle = loop {
+            match session.generate_key(&Mechanism::AesKeyGen, &template) {
+                Err(CkError::Pkcs11(RvError::GeneralError, _)) if attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+                }
+                r => break r?,
+            }
+        };
         self.handles
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -193,6 +209,7 @@ impl Shared {
 
     fn destroy(&self, session: &Session, version: u32) -> Result<(), Fail> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _token = TOKEN_OBJECTS.lock().unwrap_or_else(|e| e.into_inner());
         let versions = self.list(session)?;
         if versions.keys().next_back() == Some(&version) {
             return Err(Error::RetireCurrent { version }.into());
