@@ -173,12 +173,28 @@ impl Shared {
         Ok(versions)
     }
 
+    /// The newest master key version: the highest the token lists, or one
+    /// this process made or used more recently. SoftHSM2 can list a token
+    /// object that another session just created a moment late, so the
+    /// token's listing alone would give a new version an existing number or
+    /// let the current version be retired.
+    fn latest(&self, session: &Session) -> Result<Option<u32>, Fail> {
+        let listed = self.list(session)?.keys().next_back().copied();
+        let cached = self
+            .handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .max()
+            .copied();
+        let current = Some(self.current.load(Ordering::Acquire)).filter(|v| *v > 0);
+        Ok(listed.max(cached).max(current))
+    }
+
     fn generate(&self, session: &Session) -> Result<u32, Fail> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let versions = self.list(session)?;
-        let version = versions
-            .keys()
-            .next_back()
+        let version = self
+            .latest(session)?
             .map_or(Some(1), |v| v.checked_add(1))
             .ok_or(Error::InvalidInput {
                 reason: "master key versions exhausted",
@@ -210,13 +226,22 @@ impl Shared {
     fn destroy(&self, session: &Session, version: u32) -> Result<(), Fail> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let _token = TOKEN_OBJECTS.lock().unwrap_or_else(|e| e.into_inner());
-        let versions = self.list(session)?;
-        if versions.keys().next_back() == Some(&version) {
+        if self.latest(session)? == Some(version) {
             return Err(Error::RetireCurrent { version }.into());
         }
-        let handle = *versions
+        let known = self
+            .handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(&version)
-            .ok_or(Error::UnknownVersion { version })?;
+            .copied();
+        let handle = match known {
+            Some(h) => h,
+            None => *self
+                .list(session)?
+                .get(&version)
+                .ok_or(Error::UnknownVersion { version })?,
+        };
         session.destroy_object(handle)?;
         self.handles
             .write()
