@@ -207,6 +207,9 @@ pub fn is_placeholder(text: &str) -> bool {
 pub enum Step {
     /// A `# TIME n` marker: the clock, in seconds, of the steps that follow.
     Time(u64),
+    /// A `# [REPEAT] until ...` marker with its condition text: the
+    /// recording client sent the next step again until the answer changed.
+    Repeat(String),
     /// A request to send.
     Request(XmlNode),
     /// The expected response.
@@ -227,7 +230,7 @@ impl TestCase {
     pub fn messages(&self) -> impl Iterator<Item = &XmlNode> {
         self.steps.iter().filter_map(|s| match s {
             Step::Request(n) | Step::Response(n) => Some(n),
-            Step::Time(_) => None,
+            Step::Time(_) | Step::Repeat(_) => None,
         })
     }
 }
@@ -400,11 +403,21 @@ pub fn parse_node(xml: &str) -> Result<XmlNode, Error> {
     root.ok_or_else(|| unexpected("no element", &[]))
 }
 
-/// Finds `# TIME n` markers in free text between messages. The files break
-/// them across lines (`#\n  TIME 3`), so whitespace is collapsed first.
+/// Finds `# TIME n` and `# [REPEAT] until ...` markers in free text between
+/// messages. The files break them across lines (`#\n  TIME 3`), so
+/// whitespace is collapsed first.
 fn time_markers(text: &str, out: &mut Vec<Step>) {
     let words: Vec<&str> = text.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
+        if *w == "[REPEAT]" && i > 0 && words[i - 1] == "#" {
+            let condition: Vec<&str> = words[i + 1..]
+                .iter()
+                .take_while(|w| **w != "#")
+                .copied()
+                .collect();
+            out.push(Step::Repeat(condition.join(" ")));
+            continue;
+        }
         let after_hash = *w == "#" || (i > 0 && words[i - 1] == "#" && *w == "TIME");
         if *w == "TIME" && after_hash {
             if let Some(n) = words.get(i + 1).and_then(|n| n.parse::<u64>().ok()) {
@@ -883,6 +896,18 @@ mod tests {
         let mut s = Vec::new();
         time_markers("# TIME 2 # Decrypt without the IV. #\n  TIME 3 # x", &mut s);
         assert_eq!(s, vec![Step::Time(2), Step::Time(3)]);
+        let mut s = Vec::new();
+        time_markers(
+            "# TIME 2\n# [REPEAT] until   GetAttributes response shows State\n",
+            &mut s,
+        );
+        assert_eq!(
+            s,
+            vec![
+                Step::Time(2),
+                Step::Repeat("until GetAttributes response shows State".into())
+            ]
+        );
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         }
         None => Audit::to_log(),
     };
-    let server = Arc::new(Server::new(
+    let mut server = Server::new(
         catalog,
         protector,
         KeyCache::new(
@@ -220,7 +220,9 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         clock.unwrap_or_else(|| Arc::new(SystemClock)),
         audit,
         config.server.vendor_identification.clone(),
-    ));
+    );
+    server.groups = crate::groups::Groups::new(config.object_groups.clone());
+    let server = Arc::new(server);
     let tls =
         Arc::new(Reloadable::new(config.tls.clone()).context("loading the TLS certificates")?);
     // The server was built just above; nothing else has set it.

@@ -17,8 +17,11 @@ use std::sync::Arc;
 
 /// The schema this build writes.
 /// Schema history: 1, the first; 2 added the creation-order (`c`) and
-/// archived (`ar`) index fields, rebuilt for existing objects on open.
-pub const SCHEMA_VERSION: u32 = 2;
+/// archived (`ar`) index fields, rebuilt for existing objects on open;
+/// 3 keys the creation order by the record's creation stamp in
+/// nanoseconds (Initial Date × 10⁹ for records written before), so
+/// objects made in the same second keep their order.
+pub const SCHEMA_VERSION: u32 = 3;
 const RECORD_VERSION: i32 = 1;
 
 const T_RECORD: Tag = Tag(0x54FF00);
@@ -29,6 +32,7 @@ const T_REVISION: Tag = Tag(0x54FF04);
 const T_WRAPPED: Tag = Tag(0x54FF05);
 const T_MASTER_VERSION: Tag = Tag(0x54FF06);
 const T_ARCHIVED: Tag = Tag(0x54FF07);
+const T_CREATED: Tag = Tag(0x54FF08);
 
 /// Index fields.
 pub mod field {
@@ -41,7 +45,8 @@ pub mod field {
     pub const MASTER_VERSION: &str = "mv";
     /// Custom attributes: `x:` + attribute name.
     pub const CUSTOM_PREFIX: &str = "x:";
-    /// Creation order: the Initial Date, zero-padded so keys sort by time.
+    /// Creation order: the creation stamp (nanoseconds), zero-padded so
+    /// keys sort by time.
     pub const CREATED: &str = "c";
     /// Archived objects.
     pub const ARCHIVED: &str = "ar";
@@ -57,6 +62,7 @@ pub fn encode_record(o: &ManagedObject) -> Vec<u8> {
         Ttlv::text(T_GROUP, o.group.clone()),
         Ttlv::long(T_REVISION, o.revision as i64),
         Ttlv::boolean(T_ARCHIVED, o.archived),
+        Ttlv::long(T_CREATED, o.created),
     ];
     c.extend(o.attributes.iter().map(|a| a.encode_1x(Tag::ATTRIBUTE)));
     if let Some(m) = &o.material {
@@ -124,6 +130,16 @@ pub fn decode_record(key: &str, bytes: &[u8]) -> Result<ManagedObject> {
             .transpose()
             .map_err(|e| corrupt(e.to_string()))?
             .unwrap_or(false),
+        created: match t.child(T_CREATED) {
+            Some(c) => c.as_long().map_err(|e| corrupt(e.to_string()))?,
+            // Written before schema 3: the Initial Date's second.
+            None => attributes
+                .iter()
+                .find(|a| a.name == names::INITIAL_DATE)
+                .and_then(|a| a.date_time())
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000),
+        },
         attributes,
         material,
     })
@@ -153,8 +169,7 @@ pub fn index_entries(o: &ManagedObject) -> Vec<Vec<u8>> {
     add(field::OBJECT_TYPE, &o.object_type.0.to_string());
     add(field::STATE, &o.stored_state().0.to_string());
     add(field::GROUP, &o.group);
-    let created = o.date(names::INITIAL_DATE).unwrap_or(0).max(0);
-    add(field::CREATED, &format!("{created:020}"));
+    add(field::CREATED, &format!("{:020}", o.created.max(0)));
     if o.archived {
         add(field::ARCHIVED, "1");
     }
@@ -242,8 +257,24 @@ impl Catalog {
         if from >= SCHEMA_VERSION {
             return Ok(());
         }
-        if from < 2 {
-            // Version 2 added index fields: write every object's entries again.
+        if from < 3 {
+            // Version 2 added index fields and version 3 changed the
+            // creation-order keys: drop the old creation keys, then write
+            // every object's entries again.
+            let mut prefix = field::CREATED.as_bytes().to_vec();
+            prefix.push(0);
+            let mut old = Vec::new();
+            self.backend().scan(Table::Index, &prefix, &mut |k, _| {
+                old.push(k.to_vec());
+                true
+            })?;
+            for chunk in old.chunks(1000) {
+                let mut t = Transaction::new();
+                for k in chunk {
+                    t.delete(Table::Index, k.clone());
+                }
+                self.backend().commit(&t)?;
+            }
             let mut ids = self.all_ids()?.into_iter().peekable();
             while ids.peek().is_some() {
                 let mut t = Transaction::new();
@@ -409,9 +440,20 @@ mod tests {
             attributes: Vec::new(),
             material: None,
             archived: false,
+            created: created * 1_000_000_000,
         };
         o.set(names::INITIAL_DATE, Value::DateTime(created));
         o
+    }
+
+    /// A record as schema 1 and 2 wrote it: no creation stamp.
+    fn old_record(o: &ManagedObject) -> Vec<u8> {
+        let t = kmip::ttlv::decode(&encode_record(o), &Limits::default()).unwrap();
+        let Value::Structure(c) = t.value else {
+            panic!("a record is a structure")
+        };
+        let c = c.into_iter().filter(|x| x.tag != T_CREATED).collect();
+        Ttlv::structure(T_RECORD, c).to_bytes().unwrap()
     }
 
     #[test]
@@ -444,8 +486,8 @@ mod tests {
         assert_eq!(
             created,
             vec![
-                (format!("{:020}", 50), "b".to_owned()),
-                (format!("{:020}", 100), "a".to_owned())
+                (format!("{:020}", 50_000_000_000u64), "b".to_owned()),
+                (format!("{:020}", 100_000_000_000u64), "a".to_owned())
             ]
         );
         let v = backend
@@ -461,5 +503,48 @@ mod tests {
             Catalog::open(backend),
             Err(StoreError::SchemaTooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn schema_2_stores_get_creation_keys_in_nanoseconds() {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let mut t = Transaction::new();
+        t.put(Table::Meta, b"schema_version".to_vec(), b"2".to_vec());
+        for (id, at) in [("a", 100), ("b", 50)] {
+            let o = object(id, at);
+            t.put(Table::Objects, id.as_bytes().to_vec(), old_record(&o));
+            // Schema 2's creation key: the Initial Date in seconds.
+            t.put(
+                Table::Index,
+                index_key(field::CREATED, &format!("{at:020}"), id).unwrap(),
+                Vec::new(),
+            );
+        }
+        backend.commit(&t).unwrap();
+        let cat = Catalog::open(backend).unwrap();
+        assert_eq!(
+            cat.scan_field(field::CREATED).unwrap(),
+            vec![
+                (format!("{:020}", 50_000_000_000u64), "b".to_owned()),
+                (format!("{:020}", 100_000_000_000u64), "a".to_owned())
+            ],
+            "the second-resolution keys are gone, the new ones written"
+        );
+        assert_eq!(cat.get("a").unwrap().unwrap().created, 100_000_000_000);
+    }
+
+    #[test]
+    fn creation_stamps_order_objects_made_in_the_same_second() {
+        let a = crate::model::creation_stamp(1_700_000_000);
+        let b = crate::model::creation_stamp(1_700_000_000);
+        let c = crate::model::creation_stamp(1_699_999_999);
+        assert!(
+            a < b && b < c,
+            "{a} {b} {c}: strictly increasing in a process"
+        );
+        assert!(a >= 1_700_000_000 * 1_000_000_000);
+        let mut o = object("k", 1_700_000_000);
+        o.created = b;
+        assert_eq!(decode_record("k", &encode_record(&o)).unwrap().created, b);
     }
 }

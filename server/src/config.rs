@@ -170,6 +170,17 @@ struct RawConfig {
     identities: Vec<RawIdentity>,
     #[serde(default)]
     policies: RawPolicies,
+    #[serde(default)]
+    object_groups: Vec<RawObjectGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjectGroup {
+    name: String,
+    algorithm: String,
+    length: i32,
+    usage: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -490,6 +501,84 @@ fn validate_policies(raw: RawPolicies) -> Result<PoliciesConfig, ConfigError> {
     })
 }
 
+/// An object group whose fresh members kmipd makes on demand: a Locate
+/// for a fresh member (Object Group Member = Group Member Fresh) of this
+/// group that finds none creates one, as the caller's Create would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectGroupConfig {
+    /// The Object Group value.
+    pub name: String,
+    /// Cryptographic Algorithm of the keys made.
+    pub algorithm: kmip::tables::CryptographicAlgorithm,
+    /// Cryptographic Length of the keys made.
+    pub length: i32,
+    /// Cryptographic Usage Mask of the keys made.
+    pub usage: u32,
+}
+
+fn validate_object_groups(raw: Vec<RawObjectGroup>) -> Result<Vec<ObjectGroupConfig>, ConfigError> {
+    use kmip::tables::{CryptographicAlgorithm, CryptographicUsageMask};
+    let mut out: Vec<ObjectGroupConfig> = Vec::new();
+    for (i, g) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("object_groups[{i}].{k}");
+        if g.name.is_empty() || g.name.len() > 256 {
+            return Err(invalid(key("name"), "must be 1 to 256 characters"));
+        }
+        if out.iter().any(|o| o.name == g.name) {
+            return Err(invalid(
+                key("name"),
+                format!("{:?} is listed twice", g.name),
+            ));
+        }
+        let algorithm = CryptographicAlgorithm::from_name(&g.algorithm)
+            .filter(|a| {
+                [
+                    CryptographicAlgorithm::AES,
+                    CryptographicAlgorithm::V_3DES,
+                    CryptographicAlgorithm::HMAC_SHA256,
+                    CryptographicAlgorithm::HMAC_SHA384,
+                    CryptographicAlgorithm::HMAC_SHA512,
+                ]
+                .contains(a)
+            })
+            .ok_or_else(|| {
+                invalid(
+                    key("algorithm"),
+                    "must be AES, 3DES, HMAC-SHA256, HMAC-SHA384 or HMAC-SHA512",
+                )
+            })?;
+        let length_ok = match algorithm {
+            CryptographicAlgorithm::AES => matches!(g.length, 128 | 192 | 256),
+            CryptographicAlgorithm::V_3DES => matches!(g.length, 112 | 168 | 192),
+            _ => (128..=4096).contains(&g.length) && g.length % 8 == 0,
+        };
+        if !length_ok {
+            return Err(invalid(
+                key("length"),
+                format!("{} is not a key length of {algorithm}", g.length),
+            ));
+        }
+        let usage = match &g.usage {
+            None => CryptographicUsageMask::ENCRYPT.0 | CryptographicUsageMask::DECRYPT.0,
+            Some(u) => kmip::tables::mask_from_names(CryptographicUsageMask::TABLE, u)
+                .filter(|m| *m != 0)
+                .ok_or_else(|| {
+                    invalid(
+                        key("usage"),
+                        "Cryptographic Usage Mask names separated by spaces or |, e.g. \"Encrypt Decrypt\"",
+                    )
+                })?,
+        };
+        out.push(ObjectGroupConfig {
+            name: g.name,
+            algorithm,
+            length: g.length,
+            usage,
+        });
+    }
+    Ok(out)
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -513,6 +602,8 @@ pub struct Config {
     pub identities: Vec<IdentityConfig>,
     /// Automatic policies (scheduler).
     pub policies: PoliciesConfig,
+    /// Object groups whose fresh members are made on demand.
+    pub object_groups: Vec<ObjectGroupConfig>,
 }
 
 fn parse_cidrs(key: &str, v: &[String]) -> Result<Vec<Cidr>, ConfigError> {
@@ -754,6 +845,7 @@ impl Config {
             });
         }
         let policies = validate_policies(raw.policies)?;
+        let object_groups = validate_object_groups(raw.object_groups)?;
         Ok(Config {
             server,
             tls,
@@ -765,6 +857,7 @@ impl Config {
             access,
             identities,
             policies,
+            object_groups,
         })
     }
 }
@@ -779,6 +872,58 @@ mod tests {
         let c = Config::parse(text, Path::new("kmipd.example.toml")).expect("example parses");
         assert_eq!(c.server.listen.port(), 5696);
         assert!(!c.identities.is_empty());
+    }
+
+    #[test]
+    fn object_groups_parse_and_validate() {
+        let base = "[server]\ndata_dir='/x'\n[hsm]\nbackend='software'\nkey_file='k'\n";
+        let c = Config::parse(base, Path::new("t.toml")).unwrap();
+        assert!(c.object_groups.is_empty(), "none by default");
+        let c = Config::parse(
+            &format!("{base}[[object_groups]]\nname='default'\nalgorithm='AES'\nlength=256\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.object_groups,
+            vec![ObjectGroupConfig {
+                name: "default".into(),
+                algorithm: kmip::tables::CryptographicAlgorithm::AES,
+                length: 256,
+                usage: 0x0C,
+            }]
+        );
+        for (extra, key) in [
+            (
+                "name='g'\nalgorithm='RSA'\nlength=2048\n",
+                "object_groups[0].algorithm",
+            ),
+            (
+                "name='g'\nalgorithm='AES'\nlength=100\n",
+                "object_groups[0].length",
+            ),
+            (
+                "name='g'\nalgorithm='AES'\nlength=128\nusage='Fly'\n",
+                "object_groups[0].usage",
+            ),
+            (
+                "name=''\nalgorithm='AES'\nlength=128\n",
+                "object_groups[0].name",
+            ),
+        ] {
+            let e = Config::parse(
+                &format!("{base}[[object_groups]]\n{extra}"),
+                Path::new("t.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let twice = "[[object_groups]]\nname='g'\nalgorithm='AES'\nlength=128\n";
+        let e = Config::parse(&format!("{base}{twice}{twice}"), Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("object_groups[1].name"), "{e}");
     }
 
     #[test]

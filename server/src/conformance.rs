@@ -87,9 +87,20 @@ pub const RULES: &[Rule] = &[
         doc: "Keys the server generates (Create, Create Key Pair, Re-key, Re-key Key Pair, \
               Derive Key) are random: in a response payload about such an object (its \
               Unique Identifier was returned by one of those operations in this file or an \
-              earlier file of the same run: TL-M-3 reads the key TL-M-2 generated), \
-              Key Material and Digest Value byte strings may differ from the expected ones; \
+              earlier file of the same run: TL-M-3 reads the key TL-M-2 generated; or a \
+              Locate returned it and the run had not seen it before, so it is the server's \
+              own: TC-151's fresh member of the default group), Key Material and Digest Value byte strings may differ from the expected ones; \
               their length must agree.",
+    },
+    Rule {
+        name: "repeat",
+        doc: "A `# [REPEAT] until ...` marker (TC-32, TC-92, TC-101) records that the \
+              client sent a step again until the server's answer changed (a Poll until the \
+              operation completed; a Get Attributes until a Deactivation Date passed): the \
+              marked step, and the step after it when it sends the same request, are sent \
+              again once a second while the response differs from the expected one, for up \
+              to 200 s; then the last difference is reported. Nothing a differing response \
+              bound is kept.",
     },
     Rule {
         name: "query-capabilities",
@@ -304,6 +315,7 @@ pub async fn run_file_with(
 #[derive(Debug, Default)]
 pub struct Session {
     generated: Vec<Value>,
+    seen: Vec<Value>,
 }
 
 /// Runs one file within a session of several.
@@ -342,6 +354,7 @@ pub async fn run_file_in(
     }
     let mut run = FileRun::new(&case.steps);
     run.generated = std::mem::take(&mut session.generated);
+    run.seen = std::mem::take(&mut session.seen);
     if respaced {
         run.applied("attribute-name-spacing");
     }
@@ -367,6 +380,7 @@ pub async fn run_file_in(
         run.cleanup(&mut client).await;
     }
     session.generated = std::mem::take(&mut run.generated);
+    session.seen = std::mem::take(&mut run.seen);
     r.rules_applied = run.rules_applied.clone();
     match outcome {
         Ok(()) => r.passed = true,
@@ -383,6 +397,10 @@ pub async fn run_file_in(
 }
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a `[REPEAT]` step is sent again while its response differs
+/// (TC-92 waits two minutes for a Deactivation Date to pass).
+const REPEAT_FOR: Duration = Duration::from_secs(200);
 /// Slack, in seconds, for times measured around a request.
 const NOW_SLACK: i64 = 2;
 /// Slack, in seconds, of the `server-clock` rule.
@@ -405,6 +423,8 @@ struct FileRun {
     bindings: HashMap<String, Value>,
     /// Identifiers of objects the server generated (`generated-key-material`).
     generated: Vec<Value>,
+    /// Every identifier a response carried so far in the session.
+    seen: Vec<Value>,
     /// The Unique Identifier of the response payload being compared.
     payload_id: Option<Value>,
     /// The file's recorded clock: min and max response Time Stamps.
@@ -438,6 +458,7 @@ impl FileRun {
         Self {
             bindings: HashMap::new(),
             generated: Vec::new(),
+            seen: Vec::new(),
             payload_id: None,
             file_clock,
             run_start: now_secs(),
@@ -448,54 +469,86 @@ impl FileRun {
 
     async fn steps(&mut self, client: &mut Client, steps: &[Step]) -> Result<(), (usize, Failure)> {
         let mut step = 0;
-        let mut pending: Option<(Ttlv, Window)> = None;
-        let limits = Limits {
-            max_message_size: 64 << 20,
-            ..Limits::default()
-        };
+        let mut pending: Option<(Ttlv, Window, &XmlNode, bool)> = None;
+        // A `[REPEAT]` marker before the next request, and the request it
+        // marked (the step after it repeats too when it sends the same).
+        let mut marked = false;
+        let mut repeated: Option<&XmlNode> = None;
         for s in steps {
             match s {
                 Step::Time(_) => {}
+                Step::Repeat(_) => marked = true,
                 Step::Request(node) => {
                     step += 1;
-                    let sent = now_secs();
-                    let req = self
-                        .request(node, sent)
-                        .map_err(|e| (step, Failure::Error(e)))?;
-                    if self.version.is_none() {
-                        self.version = req
-                            .child(Tag::REQUEST_HEADER)
-                            .and_then(|h| h.child(Tag::PROTOCOL_VERSION))
-                            .cloned();
-                    }
-                    let bytes = req
-                        .to_bytes()
-                        .map_err(|e| (step, Failure::Error(format!("encode request: {e}"))))?;
-                    let resp =
-                        tokio::time::timeout(REQUEST_TIMEOUT, client.roundtrip_bytes(&bytes))
-                            .await
-                            .map_err(|_| (step, Failure::Error("no response within 30 s".into())))?
-                            .map_err(|e| (step, Failure::Error(format!("connection: {e:#}"))))?;
-                    let resp = Ttlv::from_bytes(&resp, &limits).map_err(|e| {
-                        (step, Failure::Error(format!("undecodable response: {e}")))
-                    })?;
-                    pending = Some((
-                        resp,
-                        Window {
-                            sent,
-                            received: now_secs(),
-                        },
-                    ));
+                    let retry = marked || repeated == Some(node);
+                    repeated = if marked || retry { Some(node) } else { None };
+                    marked = false;
+                    let (resp, w) = self.send(client, node).await.map_err(|e| (step, e))?;
+                    pending = Some((resp, w, node, retry));
                 }
                 Step::Response(node) => {
-                    let Some((actual, w)) = pending.take() else {
+                    let Some((mut actual, mut w, request, retry)) = pending.take() else {
                         return Err((step, Failure::Error("a response without a request".into())));
                     };
-                    self.check(node, &actual, w).map_err(|e| (step, e))?;
+                    let deadline = std::time::Instant::now() + REPEAT_FOR;
+                    loop {
+                        let before = self.bindings.clone();
+                        match self.check(node, &actual, w) {
+                            Ok(()) => break,
+                            Err(e) if !retry || std::time::Instant::now() >= deadline => {
+                                return Err((step, e))
+                            }
+                            Err(_) => {
+                                // Sent again as the recording client did;
+                                // nothing the failed comparison bound stays.
+                                self.bindings = before;
+                                self.applied("repeat");
+                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                                (actual, w) =
+                                    self.send(client, request).await.map_err(|e| (step, e))?;
+                            }
+                        }
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Sends one request (placeholders bound) and reads its response.
+    async fn send(
+        &mut self,
+        client: &mut Client,
+        node: &XmlNode,
+    ) -> Result<(Ttlv, Window), Failure> {
+        let limits = Limits {
+            max_message_size: 64 << 20,
+            ..Limits::default()
+        };
+        let sent = now_secs();
+        let req = self.request(node, sent).map_err(Failure::Error)?;
+        if self.version.is_none() {
+            self.version = req
+                .child(Tag::REQUEST_HEADER)
+                .and_then(|h| h.child(Tag::PROTOCOL_VERSION))
+                .cloned();
+        }
+        let bytes = req
+            .to_bytes()
+            .map_err(|e| Failure::Error(format!("encode request: {e}")))?;
+        let resp = tokio::time::timeout(REQUEST_TIMEOUT, client.roundtrip_bytes(&bytes))
+            .await
+            .map_err(|_| Failure::Error("no response within 30 s".into()))?
+            .map_err(|e| Failure::Error(format!("connection: {e:#}")))?;
+        let resp = Ttlv::from_bytes(&resp, &limits)
+            .map_err(|e| Failure::Error(format!("undecodable response: {e}")))?;
+        Ok((
+            resp,
+            Window {
+                sent,
+                received: now_secs(),
+            },
+        ))
     }
 
     /// The request with its placeholders bound.
@@ -731,6 +784,22 @@ impl FileRun {
                 .iter()
                 .find(|c| c.tag == Tag::UNIQUE_IDENTIFIER)
                 .map(|c| c.value.clone());
+        }
+        if parent == Tag::BATCH_ITEM {
+            // An object a Locate returns that the run has not seen is the
+            // server's own (TC-151: a fresh member of its default group):
+            // its key material is the server's, like a generated key's.
+            for p in ac.iter().filter(|c| c.tag == Tag::RESPONSE_PAYLOAD) {
+                for c in p.children().unwrap_or_default() {
+                    if c.tag != Tag::UNIQUE_IDENTIFIER || self.seen.contains(&c.value) {
+                        continue;
+                    }
+                    if operation == Some(LOCATE) {
+                        self.generated.push(c.value.clone());
+                    }
+                    self.seen.push(c.value.clone());
+                }
+            }
         }
         if parent == Tag::BATCH_ITEM && operation.is_some_and(|o| GENERATING.contains(&o)) {
             for p in ac.iter().filter(|c| c.tag == Tag::RESPONSE_PAYLOAD) {

@@ -18,6 +18,7 @@ pub mod config;
 pub mod conformance;
 pub mod dev;
 pub mod errors;
+pub mod groups;
 pub mod http;
 pub mod jobs;
 pub mod keycache;

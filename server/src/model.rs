@@ -77,6 +77,32 @@ pub struct ManagedObject {
     pub material: Option<Material>,
     /// Archived objects are offline until recovered.
     pub archived: bool,
+    /// Creation order: nanoseconds since the epoch, unique and increasing
+    /// within a process ([`creation_stamp`]). Orders the fresh and default
+    /// members of an object group, where the Initial Date's one-second
+    /// resolution would tie.
+    pub created: i64,
+}
+
+/// The creation stamp of an object made at `now` (seconds): `now` in
+/// nanoseconds plus the system clock's fraction of a second, and always
+/// above the last stamp this process handed out, so two objects made in
+/// the same second still have an order.
+pub fn creation_stamp(now: i64) -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
+    let fraction = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::from(d.subsec_nanos()));
+    let want = now.saturating_mul(1_000_000_000).saturating_add(fraction);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = want.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 impl ManagedObject {

@@ -147,6 +147,7 @@ mod tests {
                 master_version: 3,
             }),
             archived: false,
+            created: 0,
         }
     }
 

@@ -207,6 +207,7 @@ impl Scheduler {
                 version: ProtocolVersion::V1_4,
                 now,
                 placeholder: None,
+                located_nothing: false,
             };
             let request = ReKeyRequest {
                 unique_identifier: Some(id.clone()),
@@ -296,6 +297,7 @@ impl Scheduler {
                 version: ProtocolVersion::V1_4,
                 now,
                 placeholder: None,
+                located_nothing: false,
             };
             ctx.save(Some(&old), &mut new).await?;
             s.cache.evict(&id);

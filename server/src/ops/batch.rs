@@ -205,11 +205,16 @@ async fn run(
         version,
         now,
         placeholder: None,
+        located_nothing: false,
     };
     let mut out = Vec::with_capacity(msg.items.len());
     for item in &msg.items {
         let started = Instant::now();
         let result = run_item(&mut ctx, item).await;
+        ctx.located_nothing = matches!(
+            &result,
+            Ok(ResponsePayload::Locate(r)) if r.unique_identifiers.is_empty()
+        );
         let (resp, object, outcome) = match result {
             Ok(payload) => {
                 let id = payload_id(&payload);
@@ -303,7 +308,7 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::ModifyAttribute(p) => R::ModifyAttribute(a::modify_attribute(ctx, p).await?),
         P::DeleteAttribute(p) => R::DeleteAttribute(a::delete_attribute(ctx, p).await?),
         P::SetAttribute(p) => R::SetAttribute(a::set_attribute(ctx, p).await?),
-        P::Locate(p) => R::Locate(blocking_section(|| lo::locate(ctx, p))?),
+        P::Locate(p) => R::Locate(lo::locate_or_make(ctx, p).await?),
         P::Activate(p) => R::Activate(l::activate(ctx, p).await?),
         P::Revoke(p) => R::Revoke(l::revoke(ctx, p).await?),
         P::Destroy(p) => R::Destroy(l::destroy(ctx, p).await?),
@@ -334,7 +339,7 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
 /// records) while telling a multi-threaded runtime to move this worker's
 /// other tasks elsewhere, so other connections are not stalled behind it.
 /// On a current-thread runtime (some tests) it simply runs.
-fn blocking_section<T>(f: impl FnOnce() -> T) -> T {
+pub(super) fn blocking_section<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),

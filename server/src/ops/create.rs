@@ -67,6 +67,7 @@ fn new_object(
         attributes: Vec::new(),
         material: None,
         archived: false,
+        created: crate::model::creation_stamp(ctx.now),
     };
     for mut a in client {
         let i = o.next_index(&a.name);
@@ -455,6 +456,7 @@ mod tests {
             attributes: Vec::new(),
             material: None,
             archived: false,
+            created: 0,
         };
         old.set(names::ACTIVATION_DATE, Value::DateTime(i64::MIN));
         old.set(names::DEACTIVATION_DATE, Value::DateTime(i64::MAX));

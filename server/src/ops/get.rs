@@ -95,6 +95,8 @@ pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
         .admin
         .fetches
         .note(&ctx.server.catalog, &o.id, ctx.now);
+    // Round-robin of object groups' default members moves past it.
+    ctx.server.groups.retrieved(&o);
     Ok(r)
 }
 

@@ -6,9 +6,9 @@ use super::OpCtx;
 use crate::catalog::field;
 use crate::errors::OpResult;
 use crate::model::{names, ManagedObject};
-use kmip::messages::attributes::{is_custom, Attribute};
-use kmip::messages::payloads::{LocateRequest, LocateResponse};
-use kmip::tables::{ObjectGroupMember, StorageStatusMask, Tag};
+use kmip::messages::attributes::{is_custom, Attribute, TemplateAttribute};
+use kmip::messages::payloads::{CreateRequest, LocateRequest, LocateResponse};
+use kmip::tables::{ObjectGroupMember, ObjectType, StorageStatusMask, Tag};
 use kmip::{ProtocolVersion, Value};
 
 /// The index (field, value) that narrows a filter, if any.
@@ -103,11 +103,24 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         .storage_status_mask
         .unwrap_or(StorageStatusMask::ON_LINE_STORAGE);
     let fresh_only = p.object_group_member == Some(ObjectGroupMember::GROUP_MEMBER_FRESH);
+    // Object Group Member orders group members oldest first; for the
+    // default member, round-robin from the member a Get last retrieved.
+    let order = match p.object_group_member {
+        None => Order::NewestFirst,
+        Some(m) if m == ObjectGroupMember::GROUP_MEMBER_DEFAULT => Order::Members {
+            after: filters
+                .iter()
+                .find(|f| f.name == names::OBJECT_GROUP)
+                .and_then(|f| f.text())
+                .and_then(|g| ctx.server.groups.track(g)),
+        },
+        Some(_) => Order::Members { after: None },
+    };
     if filters.is_empty() && !fresh_only {
         // Everything the caller may see: served from the indexes alone, so
         // paging through 100,000 keys does not decode every record per page.
         let found = unfiltered(ctx, mask)?;
-        return Ok(page(ctx, p, found));
+        return Ok(page(ctx, p, found, order));
     }
     let candidates = match filters.iter().find_map(indexed) {
         Some((f, v)) => catalog.ids_where(&f, &v)?,
@@ -150,14 +163,106 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
             continue;
         }
         if matches(&o, &filters) {
-            found.push((o.date(names::INITIAL_DATE).unwrap_or(0), o.id));
+            found.push((o.created, o.id));
         }
     }
-    Ok(page(ctx, p, found))
+    Ok(page(ctx, p, found, order))
+}
+
+/// Locate, and for a fresh member of a configured on-demand group that has
+/// none left, a new member made as the caller's Create would make it
+/// (KMIP 1.1: a server may create a fresh object as a consequence of the
+/// Locate). Only when the request asks for nothing else the new key would
+/// not match, and only for callers allowed to Create.
+pub async fn locate_or_make(ctx: &mut OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
+    let found = super::batch::blocking_section(|| locate(ctx, p))?;
+    if !found.unique_identifiers.is_empty()
+        || p.object_group_member != Some(ObjectGroupMember::GROUP_MEMBER_FRESH)
+        || p.offset_items.is_some_and(|o| o > 0)
+        || p.maximum_items.is_some_and(|m| m < 0)
+    {
+        return Ok(found);
+    }
+    let mut filters: Vec<&Attribute> = p.attributes_1x.iter().collect();
+    if let Some(a) = &p.attributes {
+        filters.extend(a.0.iter());
+    }
+    let groups: Vec<&str> = filters
+        .iter()
+        .filter(|f| f.name == names::OBJECT_GROUP)
+        .filter_map(|f| f.text())
+        .collect();
+    let [group] = groups.as_slice() else {
+        return Ok(found);
+    };
+    let Some(pool) = ctx.server.groups.pool(group).cloned() else {
+        return Ok(found);
+    };
+    let made_would_match = filters.iter().all(|f| match f.name.as_str() {
+        names::OBJECT_GROUP => true,
+        names::OBJECT_TYPE => f.enumeration() == Some(ObjectType::SYMMETRIC_KEY.0),
+        names::CRYPTOGRAPHIC_ALGORITHM => f.enumeration() == Some(pool.algorithm.0),
+        names::CRYPTOGRAPHIC_LENGTH => f.integer() == Some(pool.length),
+        _ => false,
+    });
+    if !made_would_match
+        || ctx
+            .server
+            .policy
+            .may_run(ctx.caller, kmip::tables::Operation::CREATE)
+            .is_err()
+    {
+        return Ok(found);
+    }
+    let template = TemplateAttribute {
+        names: Vec::new(),
+        attributes: vec![
+            Attribute::new(
+                names::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(pool.algorithm.0),
+            ),
+            Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(pool.length)),
+            Attribute::new(
+                names::CRYPTOGRAPHIC_USAGE_MASK,
+                Value::Integer(pool.usage as i32),
+            ),
+            Attribute::new(names::OBJECT_GROUP, Value::TextString(pool.name.clone())),
+        ],
+    };
+    let made = super::create::create(
+        ctx,
+        &CreateRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            template_attribute: Some(template),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tracing::info!(
+        group = %pool.name,
+        id = %made.unique_identifier,
+        identity = %ctx.caller.identity,
+        "made a fresh member of an on-demand object group"
+    );
+    Ok(LocateResponse {
+        located_items: (ctx.version >= ProtocolVersion::V1_3
+            && (p.maximum_items.is_some() || p.offset_items.is_some()))
+        .then_some(1),
+        unique_identifiers: vec![made.unique_identifier],
+    })
+}
+
+/// How Locate orders its matches.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    /// Newest first (the identifier breaks ties, so paging is stable).
+    NewestFirst,
+    /// Object Group Member: oldest first, rotated past `after`.
+    Members { after: Option<i64> },
 }
 
 /// Objects the caller may see, not destroyed, in the storage the mask asks
-/// for, with their Initial Date: from the creation, group, state and
+/// for, with their creation stamps: from the creation, group, state and
 /// archive indexes, without decoding a record.
 fn unfiltered(ctx: &OpCtx<'_>, mask: StorageStatusMask) -> OpResult<Vec<(i64, String)>> {
     use kmip::tables::State;
@@ -204,10 +309,18 @@ fn unfiltered(ctx: &OpCtx<'_>, mask: StorageStatusMask) -> OpResult<Vec<(i64, St
 /// how many there are.
 pub const LOCATE_MAX: usize = 10_000;
 
-/// Orders the matches newest first (the identifier breaks ties, so paging
-/// is stable) and applies Offset Items and Maximum Items.
-fn page(ctx: &OpCtx<'_>, p: &LocateRequest, mut found: Vec<(i64, String)>) -> LocateResponse {
-    found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+/// Orders the matches (by creation stamp) and applies Offset Items and
+/// Maximum Items.
+fn page(
+    ctx: &OpCtx<'_>,
+    p: &LocateRequest,
+    mut found: Vec<(i64, String)>,
+    order: Order,
+) -> LocateResponse {
+    match order {
+        Order::NewestFirst => found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1))),
+        Order::Members { after } => crate::groups::order_members(&mut found, after),
+    }
     let total = found.len();
     let offset = p.offset_items.unwrap_or(0).max(0) as usize;
     let max = p
@@ -231,5 +344,226 @@ fn page(ctx: &OpCtx<'_>, p: &LocateRequest, mut found: Vec<(i64, String)>) -> Lo
             && (p.maximum_items.is_some() || p.offset_items.is_some() || total > LOCATE_MAX))
             .then_some(i32::try_from(total).unwrap_or(i32::MAX)),
         unique_identifiers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ObjectGroupConfig, Role};
+    use crate::ops::test_support::TestServer;
+    use kmip::messages::payloads::GetRequest;
+    use kmip::messages::{RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage};
+    use kmip::tables::{CryptographicAlgorithm, Operation, ResultReason, ResultStatus};
+
+    async fn member(t: &TestServer, group: &str) -> String {
+        let ctx = t.ctx(ProtocolVersion::V1_1);
+        let p = CreateRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            template_attribute: Some(TemplateAttribute {
+                names: Vec::new(),
+                attributes: vec![
+                    Attribute::new(
+                        names::CRYPTOGRAPHIC_ALGORITHM,
+                        Value::Enumeration(CryptographicAlgorithm::AES.0),
+                    ),
+                    Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                    Attribute::new(names::OBJECT_GROUP, Value::TextString(group.into())),
+                ],
+            }),
+            ..Default::default()
+        };
+        super::super::create::create(&ctx, &p)
+            .await
+            .unwrap()
+            .unique_identifier
+    }
+
+    fn group_request(group: &str, member: ObjectGroupMember) -> LocateRequest {
+        LocateRequest {
+            maximum_items: Some(1),
+            object_group_member: Some(member),
+            attributes_1x: vec![Attribute::new(
+                names::OBJECT_GROUP,
+                Value::TextString(group.into()),
+            )],
+            ..Default::default()
+        }
+    }
+
+    async fn locate_one(t: &TestServer, p: &LocateRequest) -> Option<String> {
+        let mut ctx = t.ctx(ProtocolVersion::V1_1);
+        let mut r = locate_or_make(&mut ctx, p).await.unwrap();
+        assert!(r.unique_identifiers.len() <= 1);
+        r.unique_identifiers.pop()
+    }
+
+    async fn get(t: &TestServer, id: &str) {
+        let ctx = t.ctx(ProtocolVersion::V1_1);
+        let p = GetRequest {
+            unique_identifier: Some(id.into()),
+            ..Default::default()
+        };
+        super::super::get::get(&ctx, &p).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn fresh_members_are_served_oldest_first_even_within_one_second() {
+        // The fake clock stands still: all three are made in the same second.
+        let t = TestServer::new();
+        let ids = [
+            member(&t, "g").await,
+            member(&t, "g").await,
+            member(&t, "g").await,
+        ];
+        member(&t, "other").await;
+        let fresh = group_request("g", ObjectGroupMember::GROUP_MEMBER_FRESH);
+        for id in &ids {
+            assert_eq!(locate_one(&t, &fresh).await.as_deref(), Some(id.as_str()));
+            get(&t, id).await; // no longer fresh
+        }
+        assert_eq!(locate_one(&t, &fresh).await, None, "no fresh member left");
+        // Without Object Group Member, Locate stays newest first.
+        let mut all = fresh.clone();
+        all.object_group_member = None;
+        assert_eq!(locate_one(&t, &all).await.as_deref(), Some(ids[2].as_str()));
+    }
+
+    #[tokio::test]
+    async fn the_default_member_goes_round_robin_as_gets_retrieve_them() {
+        let t = TestServer::new();
+        let ids = [
+            member(&t, "rr").await,
+            member(&t, "rr").await,
+            member(&t, "rr").await,
+        ];
+        let default = group_request("rr", ObjectGroupMember::GROUP_MEMBER_DEFAULT);
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            let id = locate_one(&t, &default).await.unwrap();
+            get(&t, &id).await;
+            served.push(id);
+        }
+        assert_eq!(
+            served,
+            [
+                ids[0].clone(),
+                ids[1].clone(),
+                ids[2].clone(),
+                ids[0].clone()
+            ]
+        );
+        // Locate alone does not move it; only a Get does.
+        assert_eq!(
+            locate_one(&t, &default).await.as_deref(),
+            Some(ids[1].as_str())
+        );
+        assert_eq!(
+            locate_one(&t, &default).await.as_deref(),
+            Some(ids[1].as_str())
+        );
+    }
+
+    fn pool(name: &str) -> ObjectGroupConfig {
+        ObjectGroupConfig {
+            name: name.into(),
+            algorithm: CryptographicAlgorithm::AES,
+            length: 256,
+            usage: 0x0C,
+        }
+    }
+
+    #[tokio::test]
+    async fn on_demand_groups_make_a_fresh_member_when_none_is_left() {
+        let mut t = TestServer::new();
+        t.server.groups = crate::groups::Groups::new(vec![pool("default")]);
+        let fresh = group_request("default", ObjectGroupMember::GROUP_MEMBER_FRESH);
+        let made = locate_one(&t, &fresh).await.expect("a member is made");
+        let o = t.ctx(ProtocolVersion::V1_1).load(&made).unwrap();
+        assert_eq!(
+            o.first(names::OBJECT_GROUP).and_then(|a| a.text()),
+            Some("default")
+        );
+        assert_eq!(
+            o.first(names::CRYPTOGRAPHIC_LENGTH)
+                .and_then(|a| a.integer()),
+            Some(256)
+        );
+        assert_eq!(
+            o.first(names::FRESH).map(|a| a.value.clone()),
+            Some(Value::Boolean(true))
+        );
+        assert!(o.material.is_some(), "stored with its wrapped key");
+        // Still fresh (no Get yet): found, not made again.
+        assert_eq!(locate_one(&t, &fresh).await, Some(made.clone()));
+        get(&t, &made).await;
+        let next = locate_one(&t, &fresh).await.expect("another one is made");
+        assert_ne!(next, made);
+
+        // Nothing is made for an unconfigured group, for filters the new key
+        // would not match, for Default members, or for callers that may not
+        // Create.
+        let count = || t.server.catalog.all_ids().unwrap().len();
+        let before = count();
+        let other = group_request("elsewhere", ObjectGroupMember::GROUP_MEMBER_FRESH);
+        assert_eq!(locate_one(&t, &other).await, None);
+        get(&t, &next).await;
+        let mut named = fresh.clone();
+        named.attributes_1x.push(Attribute::new(
+            names::CRYPTOGRAPHIC_LENGTH,
+            Value::Integer(128),
+        ));
+        assert_eq!(locate_one(&t, &named).await, None);
+        let default = group_request("default", ObjectGroupMember::GROUP_MEMBER_DEFAULT);
+        assert!(locate_one(&t, &default).await.is_some(), "existing members");
+        assert_eq!(count(), before);
+        t.caller.role = Role::Auditor;
+        assert_eq!(locate_one(&t, &fresh).await, None);
+        assert_eq!(count(), before, "an auditor's Locate makes nothing");
+    }
+
+    #[tokio::test]
+    async fn an_item_after_a_locate_that_found_nothing_gets_item_not_found() {
+        let t = TestServer::new();
+        let item = |operation, payload| RequestBatchItem {
+            operation,
+            ephemeral: None,
+            unique_batch_item_id: None,
+            payload,
+            message_extension: None,
+        };
+        let msg = RequestMessage {
+            header: RequestHeader {
+                protocol_version: ProtocolVersion::V1_1,
+                batch_count: 2,
+                ..Default::default()
+            },
+            items: vec![
+                item(
+                    Operation::LOCATE,
+                    kmip::messages::payloads::RequestPayload::Locate(group_request(
+                        "empty",
+                        ObjectGroupMember::GROUP_MEMBER_FRESH,
+                    )),
+                ),
+                item(
+                    Operation::GET,
+                    kmip::messages::payloads::RequestPayload::Get(GetRequest::default()),
+                ),
+            ],
+        };
+        let bytes = msg.to_ttlv().to_bytes().unwrap();
+        let out = super::super::batch::handle(
+            &t.server,
+            Some(&t.caller),
+            &bytes,
+            &kmip::Limits::default(),
+            Vec::new(),
+        )
+        .await;
+        let r = ResponseMessage::from_bytes(&out, &kmip::Limits::default()).unwrap();
+        assert_eq!(r.items[0].result_status, ResultStatus::SUCCESS);
+        assert_eq!(r.items[1].result_status, ResultStatus::OPERATION_FAILED);
+        assert_eq!(r.items[1].result_reason, Some(ResultReason::ITEM_NOT_FOUND));
     }
 }

@@ -178,6 +178,7 @@ mod tests {
             attributes: Vec::new(),
             material: None,
             archived: false,
+            created: 0,
         };
         o.set(names::DEACTIVATION_DATE, Value::DateTime(i64::MIN));
         assert_eq!(lease_for(&o, 1_700_000_000), 0);

@@ -46,9 +46,25 @@ pub struct OpCtx<'a> {
     pub now: i64,
     /// The ID Placeholder: the last Unique Identifier a batch item produced.
     pub placeholder: Option<String>,
+    /// The last batch item was a Locate that found nothing: an item after
+    /// it that names no object gets Item Not Found (TC-152), not Missing
+    /// Data.
+    pub located_nothing: bool,
 }
 
-impl OpCtx<'_> {
+impl<'a> OpCtx<'a> {
+    /// The context of a request's first batch item.
+    pub fn new(server: &'a Server, caller: &'a Caller, version: ProtocolVersion, now: i64) -> Self {
+        Self {
+            server,
+            caller,
+            version,
+            now,
+            placeholder: None,
+            located_nothing: false,
+        }
+    }
+
     /// The codec context of this request.
     pub fn ctx(&self) -> Ctx {
         Ctx::new(self.version)
@@ -56,6 +72,11 @@ impl OpCtx<'_> {
 
     /// The object id named by the request, or the ID Placeholder.
     pub fn target(&self, id: &Option<String>) -> OpResult<String> {
+        if id.is_none() && self.located_nothing {
+            return Err(OpError::NotFound(
+                "no Unique Identifier, and the Locate before it found no object".into(),
+            ));
+        }
         id.clone()
             .or_else(|| self.placeholder.clone())
             .ok_or_else(|| {
@@ -254,6 +275,7 @@ pub(crate) mod test_support {
                 version,
                 now: self.server.clock.now(),
                 placeholder: None,
+                located_nothing: false,
             }
         }
     }
