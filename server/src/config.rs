@@ -648,6 +648,14 @@ impl Config {
                 key_file: "master.key".into(),
                 create_if_missing: true,
             })),
+            // The OASIS test cases (TC-151) expect fresh members of the
+            // group "default" on demand; dev mode is what they run against.
+            object_groups: vec![RawObjectGroup {
+                name: "default".into(),
+                algorithm: "AES".into(),
+                length: 256,
+                usage: None,
+            }],
             ..Default::default()
         };
         // The embedded defaults are valid by construction (a unit test checks it).
@@ -997,6 +1005,8 @@ mod tests {
         let c = Config::dev(Path::new("/tmp/kmipd-dev"));
         assert_eq!(c.server.listen, "127.0.0.1:5696".parse().unwrap());
         assert_eq!(c.tls.cert, Path::new("/tmp/kmipd-dev/certs/server.crt"));
+        assert_eq!(c.object_groups.len(), 1, "the on-demand group 'default'");
+        assert_eq!(c.object_groups[0].name, "default");
     }
 
     #[test]
