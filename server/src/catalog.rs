@@ -158,6 +158,10 @@ fn index_key(field: &str, value: &str, id: &str) -> Option<Vec<u8>> {
     Some(k)
 }
 
+/// Longest custom attribute value kept in the index; Locate checks longer
+/// ones on the records.
+pub const MAX_INDEXED_VALUE: usize = 512;
+
 /// The index entries of an object.
 pub fn index_entries(o: &ManagedObject) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -196,7 +200,7 @@ pub fn index_entries(o: &ManagedObject) -> Vec<Vec<u8>> {
             }
             n if kmip::messages::attributes::is_custom(n) => {
                 if let Some(v) = a.text() {
-                    if v.len() <= 512 {
+                    if v.len() <= MAX_INDEXED_VALUE {
                         add(&format!("{}{n}", field::CUSTOM_PREFIX), v);
                     }
                 }

@@ -18,7 +18,14 @@ fn indexed(a: &Attribute) -> Option<(String, String)> {
         names::STATE => (field::STATE.into(), a.enumeration()?.to_string()),
         names::OBJECT_GROUP => (field::OBJECT_GROUP.into(), a.text()?.to_owned()),
         names::NAME => (field::NAME.into(), name_value(&a.value)?.to_owned()),
-        n if is_custom(n) => (format!("{}{n}", field::CUSTOM_PREFIX), a.text()?.to_owned()),
+        // Longer custom values are not indexed (catalog::index_entries):
+        // such a filter is checked on the records instead.
+        n if is_custom(n) => {
+            let v = a
+                .text()
+                .filter(|v| v.len() <= crate::catalog::MAX_INDEXED_VALUE)?;
+            (format!("{}{n}", field::CUSTOM_PREFIX), v.to_owned())
+        }
         _ => return None,
     })
 }
@@ -520,6 +527,41 @@ mod tests {
         t.caller.role = Role::Auditor;
         assert_eq!(locate_one(&t, &fresh).await, None);
         assert_eq!(count(), before, "an auditor's Locate makes nothing");
+    }
+
+    #[tokio::test]
+    async fn custom_values_too_long_for_the_index_are_still_found() {
+        let t = TestServer::new();
+        let ctx = t.ctx(ProtocolVersion::V1_1);
+        let long = "v".repeat(crate::catalog::MAX_INDEXED_VALUE + 100);
+        let mut ids = Vec::new();
+        for value in [long.clone(), "short".to_owned()] {
+            let p = CreateRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                template_attribute: Some(TemplateAttribute {
+                    names: Vec::new(),
+                    attributes: vec![
+                        Attribute::new(
+                            names::CRYPTOGRAPHIC_ALGORITHM,
+                            Value::Enumeration(CryptographicAlgorithm::AES.0),
+                        ),
+                        Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                        Attribute::new("x-note", Value::TextString(value)),
+                    ],
+                }),
+                ..Default::default()
+            };
+            let r = super::super::create::create(&ctx, &p).await.unwrap();
+            ids.push(r.unique_identifier);
+        }
+        let by = |v: &str| LocateRequest {
+            attributes_1x: vec![Attribute::new("x-note", Value::TextString(v.into()))],
+            ..Default::default()
+        };
+        let r = locate(&ctx, &by(&long)).unwrap();
+        assert_eq!(r.unique_identifiers, vec![ids[0].clone()]);
+        let r = locate(&ctx, &by("short")).unwrap();
+        assert_eq!(r.unique_identifiers, vec![ids[1].clone()]);
     }
 
     #[tokio::test]
