@@ -73,13 +73,12 @@ async fn rotate_many_keys_while_clients_read_and_write() {
             let mut touched = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let id = ids[rand::thread_rng().gen_range(0..ids.len())].clone();
-                let ctx = OpCtx {
-                    server: &server,
-                    caller: &caller,
-                    version: kmip::ProtocolVersion::V1_1,
-                    now: server.clock.now() + 1,
-                    placeholder: None,
-                };
+                let ctx = OpCtx::new(
+                    &server,
+                    &caller,
+                    kmip::ProtocolVersion::V1_1,
+                    server.clock.now() + 1,
+                );
                 {
                     let _g = server.lock(&id).await;
                     let old = ctx.load(&id).unwrap();

@@ -3,7 +3,8 @@
 //! payload or an [`OpError`].
 //!
 //! [`OpCtx`] carries what every operation needs: the server, the caller,
-//! the request's protocol version, the time and the ID Placeholder.
+//! the request's credential principal, the batch item's operation, the
+//! request's protocol version, the time and the ID Placeholder.
 
 pub mod admin;
 pub mod attributes;
@@ -20,13 +21,16 @@ pub mod rotation;
 pub mod status;
 pub mod usage;
 
+#[cfg(test)]
+mod policy_tests;
+
 use crate::access::Caller;
 use crate::errors::{OpError, OpResult};
 use crate::model::{names, ManagedObject, Material};
 use crate::state::Server;
 use crate::store::Transaction;
 use kmip::messages::objects::Object;
-use kmip::tables::State;
+use kmip::tables::{Operation, State};
 use kmip::{Ctx, Limits, ProtocolVersion, Value};
 use kmipd_hsm::WrappedKey;
 use std::sync::Arc;
@@ -40,6 +44,11 @@ pub struct OpCtx<'a> {
     pub server: &'a Server,
     /// The authenticated caller.
     pub caller: &'a Caller,
+    /// The principal the request's credential names
+    /// ([`crate::access::principal`]), if it carries one.
+    pub principal: Option<String>,
+    /// The batch item's operation; `None` for kmipd's own jobs.
+    pub operation: Option<Operation>,
     /// Protocol version of the request.
     pub version: ProtocolVersion,
     /// Request time (seconds).
@@ -48,7 +57,21 @@ pub struct OpCtx<'a> {
     pub placeholder: Option<String>,
 }
 
-impl OpCtx<'_> {
+impl<'a> OpCtx<'a> {
+    /// A context without credential principal, operation or ID Placeholder
+    /// (the batch loop sets them per request and item).
+    pub fn new(server: &'a Server, caller: &'a Caller, version: ProtocolVersion, now: i64) -> Self {
+        Self {
+            server,
+            caller,
+            principal: None,
+            operation: None,
+            version,
+            now,
+            placeholder: None,
+        }
+    }
+
     /// The codec context of this request.
     pub fn ctx(&self) -> Ctx {
         Ctx::new(self.version)
@@ -63,7 +86,10 @@ impl OpCtx<'_> {
             })
     }
 
-    /// Loads an object the caller may see, with date-driven state applied.
+    /// Loads an object the caller may see (its group: Item Not Found
+    /// otherwise) and that the object's Operation Policy lets this request's
+    /// principal run this operation on (Permission Denied otherwise), with
+    /// date-driven state applied.
     pub fn load(&self, id: &str) -> OpResult<ManagedObject> {
         let mut o = self
             .server
@@ -71,6 +97,7 @@ impl OpCtx<'_> {
             .get(id)?
             .filter(|o| self.server.policy.may_see(self.caller, &o.group))
             .ok_or_else(|| OpError::NotFound(format!("object {id} not found")))?;
+        crate::access::check_operation_policy(&o, self.principal.as_deref(), self.operation)?;
         o.advance_state(self.now);
         Ok(o)
     }
@@ -248,13 +275,7 @@ pub(crate) mod test_support {
         }
 
         pub fn ctx(&self, version: ProtocolVersion) -> OpCtx<'_> {
-            OpCtx {
-                server: &self.server,
-                caller: &self.caller,
-                version,
-                now: self.server.clock.now(),
-                placeholder: None,
-            }
+            OpCtx::new(&self.server, &self.caller, version, self.server.clock.now())
         }
     }
 }

@@ -177,13 +177,7 @@ pub fn admin() -> Caller {
 /// Reads object `id` through the operation path (load + unwrap through the
 /// cache) and checks its key.
 pub async fn read_and_check(server: &Server, caller: &Caller, id: &str) -> Result<(), String> {
-    let ctx = OpCtx {
-        server,
-        caller,
-        version: ProtocolVersion::V1_1,
-        now: server.clock.now(),
-        placeholder: None,
-    };
+    let ctx = OpCtx::new(server, caller, ProtocolVersion::V1_1, server.clock.now());
     let o = ctx.load(id).map_err(|e| format!("load {id}: {e}"))?;
     let c = ctx
         .content(&o)
