@@ -5,10 +5,16 @@
 //! SAN or a SHA-256 fingerprint) or, failing that, by the trust store (the
 //! pin's role, the trusted CA's role, or `OU=kmipd-role:<role>` from kmipd's
 //! own CA). Objects belong to the creating identity's group; admins see all.
+//!
+//! Within that, a request may name a finer principal with a credential in
+//! its header (Username and Password, or Device): see [`principal`] and
+//! [`check_operation_policy`] for KMIP's "default" Operation Policy.
 
 use crate::config::{AccessConfig, Cidr, IdentityConfig, IdentityMatch, Role};
 use crate::errors::OpError;
-use kmip::tables::Operation;
+use crate::model::{names, ManagedObject};
+use kmip::messages::Credential;
+use kmip::tables::{ObjectType, Operation};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 
@@ -244,4 +250,356 @@ pub fn check_credential(
         ));
     }
     Ok(())
+}
+
+/// The Operation Policy Name of the policy every KMIP 1.x server implements
+/// (KMIP 1.x, 3.18 "Operation Policy Name", "Default Operation Policy").
+pub const DEFAULT_OPERATION_POLICY: &str = "default";
+
+/// The longest credential principal kmipd accepts (it is stored with the
+/// objects the request creates and written to the audit trail).
+pub const MAX_PRINCIPAL_LEN: usize = 512;
+
+/// The principal a request's credentials name, if any: the first credential
+/// that names one, in header order.
+///
+/// - Username and Password: `user:` and the Username (an empty Username
+///   names nobody).
+/// - Device: `device:` and the Device Serial Number and Device Identifier,
+///   each quoted (`-` when absent): `device:"serNum123456"/"devID2233"`.
+///   Those two identify the device itself; the Network, Machine and Media
+///   Identifiers describe where it is and what it holds, which may change,
+///   and the password is a secret. A Device credential with neither field
+///   names nobody.
+/// - Attestation and other types name nobody.
+///
+/// kmipd verifies a Username and Password only against an identity's
+/// configured credential ([`check_credential`]); otherwise a principal is a
+/// label the certificate's holder chooses, which narrows what a request may
+/// do but never widens it.
+pub fn principal(credentials: &[Credential]) -> Result<Option<String>, OpError> {
+    let quoted = |v: &Option<String>| v.as_ref().map_or("-".to_owned(), |s| format!("{s:?}"));
+    for c in credentials {
+        let p = match c {
+            Credential::UsernamePassword { username, .. } if !username.is_empty() => {
+                format!("user:{username}")
+            }
+            Credential::Device {
+                device_serial_number,
+                device_identifier,
+                ..
+            } if device_serial_number.is_some() || device_identifier.is_some() => format!(
+                "device:{}/{}",
+                quoted(device_serial_number),
+                quoted(device_identifier)
+            ),
+            _ => continue,
+        };
+        if p.len() > MAX_PRINCIPAL_LEN {
+            return Err(OpError::InvalidField(format!(
+                "the credential's identity is {} bytes long; kmipd accepts at most {MAX_PRINCIPAL_LEN}",
+                p.len()
+            )));
+        }
+        return Ok(Some(p));
+    }
+    Ok(None)
+}
+
+/// Whether `o` names the "default" Operation Policy.
+pub fn under_default_policy(o: &ManagedObject) -> bool {
+    o.all(names::OPERATION_POLICY_NAME)
+        .any(|a| a.text() == Some(DEFAULT_OPERATION_POLICY))
+}
+
+/// Operations the default policy opens to everyone on an object of
+/// `object_type`: reading Certificates and Public Keys (the specification's
+/// "Default Operation Policy for Certificates and Public Key Objects").
+/// Everything on every other object type (the policy for secret objects and
+/// for private templates) and every change to Certificates and Public Keys
+/// is reserved to the creator.
+fn open_to_all(object_type: ObjectType, op: Option<Operation>) -> bool {
+    use Operation as O;
+    matches!(
+        object_type,
+        ObjectType::CERTIFICATE | ObjectType::PUBLIC_KEY
+    ) && op.is_some_and(|op| {
+        [
+            O::LOCATE,
+            O::CHECK,
+            O::GET,
+            O::GET_ATTRIBUTES,
+            O::GET_ATTRIBUTE_LIST,
+            O::OBTAIN_LEASE,
+        ]
+        .contains(&op)
+    })
+}
+
+/// KMIP's "default" Operation Policy, as kmipd applies it on top of the
+/// certificate's role and group (checked before this, by [`AccessPolicy`]).
+///
+/// A request presenting credential principal `principal` may run `op` (the
+/// batch item's operation; `None` for kmipd's own jobs) on `o` unless all of
+/// these hold, when it gets Permission Denied:
+/// 1. `o` has an Operation Policy Name "default";
+/// 2. `o` was created by a request that presented a credential (its
+///    recorded creator principal);
+/// 3. this request presents a credential too, naming a different principal;
+/// 4. `op` is not open to all on `o`'s type ([`open_to_all`]: only reading
+///    Certificates and Public Keys is).
+///
+/// A request without a credential is judged by its certificate alone (role
+/// and group), as vCenter sends a credential on some operations only.
+pub fn check_operation_policy(
+    o: &ManagedObject,
+    principal: Option<&str>,
+    op: Option<Operation>,
+) -> Result<(), OpError> {
+    let (Some(creator), Some(principal)) = (o.creator.as_deref(), principal) else {
+        return Ok(());
+    };
+    if creator == principal || !under_default_policy(o) || open_to_all(o.object_type, op) {
+        return Ok(());
+    }
+    Err(OpError::PermissionDenied(format!(
+        "access denied: object {} is reserved to its creator by the \"default\" Operation Policy",
+        o.id
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmip::messages::attributes::Attribute;
+    use kmip::Value;
+
+    fn user(name: &str) -> Credential {
+        Credential::UsernamePassword {
+            username: name.into(),
+            password: Some("pw".into()),
+        }
+    }
+
+    fn device(serial: Option<&str>, id: Option<&str>, network: &str) -> Credential {
+        Credential::Device {
+            device_serial_number: serial.map(str::to_owned),
+            password: Some("secret".into()),
+            device_identifier: id.map(str::to_owned),
+            network_identifier: Some(network.into()),
+            machine_identifier: Some("machine".into()),
+            media_identifier: Some("media".into()),
+        }
+    }
+
+    fn object(
+        object_type: ObjectType,
+        creator: Option<&str>,
+        policy: Option<&str>,
+    ) -> ManagedObject {
+        let mut o = ManagedObject {
+            id: "k1".into(),
+            object_type,
+            owner: "admin".into(),
+            group: "default".into(),
+            creator: creator.map(str::to_owned),
+            revision: 1,
+            attributes: Vec::new(),
+            material: None,
+            archived: false,
+            created: 0,
+        };
+        if let Some(p) = policy {
+            o.attributes.push(Attribute::new(
+                names::OPERATION_POLICY_NAME,
+                Value::TextString(p.into()),
+            ));
+        }
+        o
+    }
+
+    /// Every operation that names an existing object.
+    const OBJECT_OPS: &[Operation] = &[
+        Operation::GET,
+        Operation::GET_ATTRIBUTES,
+        Operation::GET_ATTRIBUTE_LIST,
+        Operation::ADD_ATTRIBUTE,
+        Operation::MODIFY_ATTRIBUTE,
+        Operation::DELETE_ATTRIBUTE,
+        Operation::SET_ATTRIBUTE,
+        Operation::ACTIVATE,
+        Operation::REVOKE,
+        Operation::DESTROY,
+        Operation::ARCHIVE,
+        Operation::RECOVER,
+        Operation::CHECK,
+        Operation::OBTAIN_LEASE,
+        Operation::GET_USAGE_ALLOCATION,
+        Operation::LOCATE,
+        Operation::RE_KEY,
+    ];
+
+    fn denied(r: Result<(), OpError>) -> bool {
+        matches!(r, Err(OpError::PermissionDenied(_)))
+    }
+
+    #[test]
+    fn principals_from_credentials() {
+        assert_eq!(principal(&[]).unwrap(), None);
+        assert_eq!(
+            principal(&[user("Fred")]).unwrap().as_deref(),
+            Some("user:Fred")
+        );
+        // An empty username names nobody; the next credential counts.
+        assert_eq!(
+            principal(&[user(""), user("Barney")]).unwrap().as_deref(),
+            Some("user:Barney")
+        );
+        let d = principal(&[device(Some("serNum123456"), Some("devID2233"), "netID9000")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(d, r#"device:"serNum123456"/"devID2233""#);
+        // The same device on another network, with another medium, is the same principal.
+        assert_eq!(
+            principal(&[device(Some("serNum123456"), Some("devID2233"), "netID9")]).unwrap(),
+            Some(d.clone())
+        );
+        // Another device identifier or serial number is another principal.
+        assert_ne!(
+            principal(&[device(Some("serNum123456"), Some("devID4444"), "netID9000")]).unwrap(),
+            Some(d.clone())
+        );
+        assert_eq!(
+            principal(&[device(None, Some("devID2233"), "n")])
+                .unwrap()
+                .as_deref(),
+            Some(r#"device:-/"devID2233""#)
+        );
+        // Quoting keeps the two fields apart: no serial/id split collides.
+        assert_ne!(
+            principal(&[device(Some("a\"/\"b"), Some("c"), "n")]).unwrap(),
+            principal(&[device(Some("a"), Some("b\"/\"c"), "n")]).unwrap()
+        );
+        // A device credential that identifies no device names nobody.
+        assert_eq!(principal(&[device(None, None, "n")]).unwrap(), None);
+        // A username and a device identifier never collide.
+        assert_ne!(
+            principal(&[user(r#"device:-/"x""#)]).unwrap(),
+            principal(&[device(None, Some("x"), "n")]).unwrap()
+        );
+        // Oversized identities are refused, not stored.
+        let long = "x".repeat(MAX_PRINCIPAL_LEN);
+        assert!(matches!(
+            principal(&[user(&long)]),
+            Err(OpError::InvalidField(_))
+        ));
+        // Debug of what the principal comes from never shows a password.
+        let shown = format!("{:?}", [user("Fred"), device(Some("s"), Some("d"), "n")]);
+        assert!(
+            !shown.contains("pw") && !shown.contains("secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_default_policy_reserves_secret_objects_to_their_creator() {
+        for t in [
+            ObjectType::SYMMETRIC_KEY,
+            ObjectType::PRIVATE_KEY,
+            ObjectType::SECRET_DATA,
+            ObjectType::SPLIT_KEY,
+            ObjectType::OPAQUE_OBJECT,
+            ObjectType::TEMPLATE,
+        ] {
+            let o = object(t, Some("user:Fred"), Some(DEFAULT_OPERATION_POLICY));
+            for &op in OBJECT_OPS {
+                // The creator may do everything.
+                assert!(check_operation_policy(&o, Some("user:Fred"), Some(op)).is_ok());
+                // Another principal nothing.
+                assert!(
+                    denied(check_operation_policy(&o, Some("user:Barney"), Some(op))),
+                    "{t} {op:?}"
+                );
+                // No credential: the certificate's role and group decide.
+                assert!(check_operation_policy(&o, None, Some(op)).is_ok());
+            }
+            // kmipd's jobs name no operation: still reserved when a principal is given.
+            assert!(denied(check_operation_policy(
+                &o,
+                Some("user:Barney"),
+                None
+            )));
+        }
+    }
+
+    #[test]
+    fn the_default_policy_lets_everyone_read_certificates_and_public_keys() {
+        for t in [ObjectType::CERTIFICATE, ObjectType::PUBLIC_KEY] {
+            let o = object(t, Some("user:Fred"), Some(DEFAULT_OPERATION_POLICY));
+            for &op in OBJECT_OPS {
+                let read = [
+                    Operation::LOCATE,
+                    Operation::CHECK,
+                    Operation::GET,
+                    Operation::GET_ATTRIBUTES,
+                    Operation::GET_ATTRIBUTE_LIST,
+                    Operation::OBTAIN_LEASE,
+                ]
+                .contains(&op);
+                let r = check_operation_policy(&o, Some("user:Barney"), Some(op));
+                assert_eq!(r.is_ok(), read, "{t} {op:?}");
+                assert!(check_operation_policy(&o, Some("user:Fred"), Some(op)).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn other_policies_and_unrecorded_creators_are_unaffected() {
+        for (creator, policy) in [
+            // vCenter's keys: no Operation Policy Name.
+            (Some("user:Fred"), None),
+            // Another policy name (names are case-sensitive).
+            (Some("user:Fred"), Some("Default")),
+            (Some("user:Fred"), Some("custom")),
+            // Created without a credential.
+            (None, Some(DEFAULT_OPERATION_POLICY)),
+            (None, None),
+        ] {
+            let o = object(ObjectType::SYMMETRIC_KEY, creator, policy);
+            for &op in OBJECT_OPS {
+                assert!(
+                    check_operation_policy(&o, Some("user:Barney"), Some(op)).is_ok(),
+                    "{creator:?} {policy:?} {op:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn device_principals_are_compared_whole() {
+        let fred =
+            principal(&[device(Some("serNum123456"), Some("devID2233"), "netID9000")]).unwrap();
+        let other =
+            principal(&[device(Some("serNum101010"), Some("devID4444"), "netID9")]).unwrap();
+        let o = object(
+            ObjectType::SYMMETRIC_KEY,
+            fred.as_deref(),
+            Some(DEFAULT_OPERATION_POLICY),
+        );
+        assert!(check_operation_policy(&o, fred.as_deref(), Some(Operation::GET)).is_ok());
+        assert!(denied(check_operation_policy(
+            &o,
+            other.as_deref(),
+            Some(Operation::GET)
+        )));
+        // A username equal to the device's text is still another principal.
+        assert!(denied(check_operation_policy(
+            &o,
+            Some("user:serNum123456"),
+            Some(Operation::GET)
+        )));
+        // The refusal does not name the creator.
+        let e = check_operation_policy(&o, other.as_deref(), Some(Operation::GET)).unwrap_err();
+        assert!(!e.to_string().contains("serNum123456"), "{e}");
+    }
 }

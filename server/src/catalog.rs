@@ -4,7 +4,7 @@
 //!
 //! A record is a TTLV structure under kmipd's private extension tags:
 //! record version, identifier, object type, owner, group, revision, archive
-//! flag, every attribute (1.x form, index kept) and the wrapped material with
+//! flag, the creator's credential principal (optional), every attribute (1.x form, index kept) and the wrapped material with
 //! its master key version. Never a serde dump of internal structs, so the
 //! meaning of stored bytes does not move with the code.
 
@@ -33,6 +33,10 @@ const T_WRAPPED: Tag = Tag(0x54FF05);
 const T_MASTER_VERSION: Tag = Tag(0x54FF06);
 const T_ARCHIVED: Tag = Tag(0x54FF07);
 const T_CREATED: Tag = Tag(0x54FF08);
+/// The creating request's credential principal; optional (records written
+/// before it existed, and objects created without a credential, lack it),
+/// not indexed, so it needs no schema change.
+const T_CREATOR: Tag = Tag(0x54FF10);
 
 /// Index fields.
 pub mod field {
@@ -64,6 +68,9 @@ pub fn encode_record(o: &ManagedObject) -> Vec<u8> {
         Ttlv::boolean(T_ARCHIVED, o.archived),
         Ttlv::long(T_CREATED, o.created),
     ];
+    if let Some(p) = &o.creator {
+        c.push(Ttlv::text(T_CREATOR, p.clone()));
+    }
     c.extend(o.attributes.iter().map(|a| a.encode_1x(Tag::ATTRIBUTE)));
     if let Some(m) = &o.material {
         c.push(Ttlv::bytes(T_WRAPPED, m.wrapped.clone()));
@@ -120,6 +127,11 @@ pub fn decode_record(key: &str, bytes: &[u8]) -> Result<ManagedObject> {
         ),
         owner: text(T_OWNER)?,
         group: text(T_GROUP)?,
+        creator: t
+            .child(T_CREATOR)
+            .map(|v| v.as_text().map(str::to_owned))
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
         revision: t
             .required(T_REVISION)
             .and_then(|v| v.as_long())
@@ -440,6 +452,7 @@ mod tests {
             object_type: ObjectType::SYMMETRIC_KEY,
             owner: "admin".into(),
             group: "default".into(),
+            creator: None,
             revision: 1,
             attributes: Vec::new(),
             material: None,
@@ -470,6 +483,59 @@ mod tests {
         o.archived = true;
         assert_eq!(decode_record("k1", &encode_record(&o)).unwrap(), o);
         assert!(decode_record("k1", b"garbage").is_err());
+    }
+
+    #[test]
+    fn the_creator_principal_is_optional_in_records() {
+        let mut o = object("k1", 1_700_000_000);
+        o.creator = Some("user:Fred".into());
+        let bytes = encode_record(&o);
+        assert_eq!(
+            decode_record("k1", &bytes).unwrap().creator.as_deref(),
+            Some("user:Fred")
+        );
+        // A record as earlier builds wrote it: no creator tag at all.
+        let old = Ttlv::structure(
+            T_RECORD,
+            vec![
+                Ttlv::int(T_RECORD_VERSION, RECORD_VERSION),
+                Ttlv::text(Tag::UNIQUE_IDENTIFIER, "k2"),
+                Ttlv::enumeration(Tag::OBJECT_TYPE, ObjectType::SYMMETRIC_KEY.0),
+                Ttlv::text(T_OWNER, "admin"),
+                Ttlv::text(T_GROUP, "default"),
+                Ttlv::long(T_REVISION, 3),
+                Ttlv::boolean(T_ARCHIVED, false),
+            ],
+        )
+        .to_bytes()
+        .unwrap();
+        let d = decode_record("k2", &old).unwrap();
+        assert_eq!((d.creator, d.revision), (None, 3));
+        // A creator of the wrong type is a corrupt record, not a panic.
+        let mut t = kmip::ttlv::decode(&bytes, &Limits::default()).unwrap();
+        if let Value::Structure(c) = &mut t.value {
+            for x in c.iter_mut().filter(|x| x.tag == T_CREATOR) {
+                *x = Ttlv::int(T_CREATOR, 1);
+            }
+        }
+        assert!(decode_record("k1", &t.to_bytes().unwrap()).is_err());
+    }
+
+    #[test]
+    fn record_tags_are_distinct() {
+        let tags = [
+            T_RECORD,
+            T_RECORD_VERSION,
+            T_OWNER,
+            T_GROUP,
+            T_REVISION,
+            T_WRAPPED,
+            T_MASTER_VERSION,
+            T_ARCHIVED,
+            T_CREATOR,
+        ];
+        let set: std::collections::HashSet<u32> = tags.iter().map(|t| t.0).collect();
+        assert_eq!(set.len(), tags.len());
     }
 
     #[test]

@@ -111,6 +111,7 @@ mod tests {
             object_type: ObjectType::SYMMETRIC_KEY,
             owner: "o".into(),
             group: "default".into(),
+            creator: None,
             revision: 1,
             attributes: group
                 .map(|g| {

@@ -35,6 +35,7 @@ pub mod names {
     pub const DIGEST: &str = "Digest";
     pub const CERTIFICATE_TYPE: &str = "Certificate Type";
     pub const ORIGINAL_CREATION_DATE: &str = "Original Creation Date";
+    pub const OPERATION_POLICY_NAME: &str = "Operation Policy Name";
 }
 
 /// Wrapped content of an object: the object's TTLV under the master key.
@@ -69,6 +70,11 @@ pub struct ManagedObject {
     pub owner: String,
     /// The group it belongs to (the creator's group).
     pub group: String,
+    /// The credential principal of the request that created it (`user:NAME`
+    /// or `device:...`, see [`crate::access::principal`]), when that request
+    /// carried a credential; the KMIP "default" Operation Policy reserves
+    /// the object to it.
+    pub creator: Option<String>,
     /// Incremented on every change.
     pub revision: u64,
     /// Every attribute instance, server-maintained ones included.

@@ -34,7 +34,19 @@ async fn vcenter_801_flows_with_and_without_credentials() {
         Some(credential("administrator@vsphere.local", "anything")),
     )
     .await;
-    let (vm2, host2) = vcenter_801_flow(server.addr(), cfg, None).await;
+    let (vm2, host2) = vcenter_801_flow(server.addr(), cfg.clone(), None).await;
+    // vCenter's keys carry no Operation Policy Name, so the credential they
+    // were created with does not reserve them: another KMS user (the admin
+    // changed it in vCenter) still reads every key.
+    let mut c = VcenterConn::open(
+        server.addr(),
+        cfg,
+        Some(credential("another-user@vsphere.local", "x")),
+    )
+    .await;
+    for id in [&vm1, &host1, &vm2, &host2] {
+        c.ok(true, vec![(Operation::GET, get(id))]).await;
+    }
     let mut all = vec![vm1, host1, vm2, host2];
     all.sort();
     all.dedup();

@@ -137,6 +137,7 @@ mod tests {
             object_type: ObjectType::SYMMETRIC_KEY,
             owner: "vcenter".into(),
             group: "default".into(),
+            creator: None,
             revision: 41,
             attributes: vec![
                 Attribute::new("x-Product", Value::TextString("VMware vSphere".into())),

@@ -201,14 +201,7 @@ impl Scheduler {
                 continue;
             }
             let caller = Self::caller(&o.group);
-            let ctx = OpCtx {
-                server: s,
-                caller: &caller,
-                version: ProtocolVersion::V1_4,
-                now,
-                placeholder: None,
-                located_nothing: false,
-            };
+            let ctx = OpCtx::new(s, &caller, ProtocolVersion::V1_4, now);
             let request = ReKeyRequest {
                 unique_identifier: Some(id.clone()),
                 offset: Some(Interval(0)),
@@ -291,14 +284,7 @@ impl Scheduler {
                 continue;
             }
             let caller = Self::caller(&old.group);
-            let ctx = OpCtx {
-                server: s,
-                caller: &caller,
-                version: ProtocolVersion::V1_4,
-                now,
-                placeholder: None,
-                located_nothing: false,
-            };
+            let ctx = OpCtx::new(s, &caller, ProtocolVersion::V1_4, now);
             ctx.save(Some(&old), &mut new).await?;
             s.cache.evict(&id);
             let (from, to) = (old.stored_state(), new.stored_state());

@@ -1,6 +1,8 @@
 //! The message loop: decode a request, check its header, run its batch
 //! items in order with the ID Placeholder and the Batch Error Continuation
 //! Option, and encode the response in the request's protocol version.
+//! The header's credentials are checked ([`check_credential`]) and name the
+//! request's principal ([`crate::access::principal`]).
 
 use super::OpCtx;
 use crate::access::{check_credential, Caller};
@@ -180,6 +182,7 @@ async fn run(
             "Batch Count does not match the batch items",
         );
     }
+    let mut principal = None;
     if let Some(auth) = &msg.header.authentication {
         for c in &auth.credentials {
             if let Credential::UsernamePassword { username, password } = c {
@@ -188,6 +191,10 @@ async fn run(
                 }
             }
         }
+        principal = match crate::access::principal(&auth.credentials) {
+            Ok(p) => p,
+            Err(e) => return fail_all(e.reason(version), &e.client_message()),
+        };
     }
     let option = msg
         .header
@@ -199,17 +206,17 @@ async fn run(
             "Batch Error Continuation Option Undo is not supported; use Stop or Continue",
         );
     }
-    let mut ctx = OpCtx {
-        server,
-        caller,
-        version,
-        now,
-        placeholder: None,
-        located_nothing: false,
+    // The audit names the credential's principal with the certificate's identity.
+    let audit_identity = match &principal {
+        Some(p) => format!("{} ({p})", caller.identity),
+        None => caller.identity.clone(),
     };
+    let mut ctx = OpCtx::new(server, caller, version, now);
+    ctx.principal = principal;
     let mut out = Vec::with_capacity(msg.items.len());
     for item in &msg.items {
         let started = Instant::now();
+        ctx.operation = Some(item.operation);
         let result = run_item(&mut ctx, item).await;
         ctx.located_nothing = matches!(
             &result,
@@ -264,7 +271,7 @@ async fn run(
         if item.operation != Operation::DISCOVER_VERSIONS {
             server.audit.record(Event {
                 time: now,
-                identity: caller.identity.clone(),
+                identity: audit_identity.clone(),
                 peer: caller.peer.to_string(),
                 operation: op_name,
                 object,

@@ -63,6 +63,7 @@ fn new_object(
         object_type,
         owner: ctx.caller.identity.clone(),
         group: ctx.caller.group.clone(),
+        creator: ctx.principal.clone(),
         revision: 0,
         attributes: Vec::new(),
         material: None,
@@ -405,6 +406,11 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
     rand::rngs::OsRng.fill_bytes(&mut key);
     let mut new = new_object(ctx, ObjectType::SYMMETRIC_KEY, attrs)?;
     new.group = old.group.clone();
+    // The replacement stays reserved to the existing key's creator, even
+    // when a credential-less request (or kmipd's scheduler) re-keys it.
+    if old.creator.is_some() {
+        new.creator = old.creator.clone();
+    }
     let link = |t: LinkType, to: &str| {
         struct_value(
             &Link {
@@ -452,6 +458,7 @@ mod tests {
             object_type: ObjectType::SYMMETRIC_KEY,
             owner: "o".into(),
             group: "g".into(),
+            creator: None,
             revision: 1,
             attributes: Vec::new(),
             material: None,

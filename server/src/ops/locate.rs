@@ -3,12 +3,13 @@
 //! Items, Storage Status Mask and Object Group Member.
 
 use super::OpCtx;
+use crate::access::check_operation_policy;
 use crate::catalog::field;
 use crate::errors::OpResult;
 use crate::model::{names, ManagedObject};
 use kmip::messages::attributes::{is_custom, Attribute, TemplateAttribute};
 use kmip::messages::payloads::{CreateRequest, LocateRequest, LocateResponse};
-use kmip::tables::{ObjectGroupMember, ObjectType, StorageStatusMask, Tag};
+use kmip::tables::{ObjectGroupMember, ObjectType, Operation, StorageStatusMask, Tag};
 use kmip::{ProtocolVersion, Value};
 
 /// The index (field, value) that narrows a filter, if any.
@@ -123,9 +124,11 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
         },
         Some(_) => Order::Members { after: None },
     };
-    if filters.is_empty() && !fresh_only {
+    if filters.is_empty() && !fresh_only && ctx.principal.is_none() {
         // Everything the caller may see: served from the indexes alone, so
         // paging through 100,000 keys does not decode every record per page.
+        // (A request with a credential principal reads the records: the
+        // "default" Operation Policy hides other principals' objects.)
         let found = unfiltered(ctx, mask)?;
         return Ok(page(ctx, p, found, order));
     }
@@ -142,6 +145,11 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
             continue;
         };
         if !ctx.server.policy.may_see(ctx.caller, &o.group) {
+            continue;
+        }
+        // Locate is reserved to the creator like Get (KMIP 1.x, Default
+        // Operation Policy): another principal's objects are not found.
+        if check_operation_policy(&o, ctx.principal.as_deref(), Some(Operation::LOCATE)).is_err() {
             continue;
         }
         o.advance_state(ctx.now);

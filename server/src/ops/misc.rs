@@ -174,6 +174,7 @@ mod tests {
             object_type: ObjectType::SYMMETRIC_KEY,
             owner: "o".into(),
             group: "g".into(),
+            creator: None,
             revision: 1,
             attributes: Vec::new(),
             material: None,

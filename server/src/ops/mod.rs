@@ -3,7 +3,8 @@
 //! payload or an [`OpError`].
 //!
 //! [`OpCtx`] carries what every operation needs: the server, the caller,
-//! the request's protocol version, the time and the ID Placeholder.
+//! the request's credential principal, the batch item's operation, the
+//! request's protocol version, the time and the ID Placeholder.
 
 pub mod admin;
 pub mod attributes;
@@ -20,13 +21,16 @@ pub mod rotation;
 pub mod status;
 pub mod usage;
 
+#[cfg(test)]
+mod policy_tests;
+
 use crate::access::Caller;
 use crate::errors::{OpError, OpResult};
 use crate::model::{names, ManagedObject, Material};
 use crate::state::Server;
 use crate::store::Transaction;
 use kmip::messages::objects::Object;
-use kmip::tables::State;
+use kmip::tables::{Operation, State};
 use kmip::{Ctx, Limits, ProtocolVersion, Value};
 use kmipd_hsm::WrappedKey;
 use std::sync::Arc;
@@ -40,6 +44,11 @@ pub struct OpCtx<'a> {
     pub server: &'a Server,
     /// The authenticated caller.
     pub caller: &'a Caller,
+    /// The principal the request's credential names
+    /// ([`crate::access::principal`]), if it carries one.
+    pub principal: Option<String>,
+    /// The batch item's operation; `None` for kmipd's own jobs.
+    pub operation: Option<Operation>,
     /// Protocol version of the request.
     pub version: ProtocolVersion,
     /// Request time (seconds).
@@ -53,11 +62,14 @@ pub struct OpCtx<'a> {
 }
 
 impl<'a> OpCtx<'a> {
-    /// The context of a request's first batch item.
+    /// A context without credential principal, operation or ID Placeholder
+    /// (the batch loop sets them per request and item).
     pub fn new(server: &'a Server, caller: &'a Caller, version: ProtocolVersion, now: i64) -> Self {
         Self {
             server,
             caller,
+            principal: None,
+            operation: None,
             version,
             now,
             placeholder: None,
@@ -84,7 +96,10 @@ impl<'a> OpCtx<'a> {
             })
     }
 
-    /// Loads an object the caller may see, with date-driven state applied.
+    /// Loads an object the caller may see (its group: Item Not Found
+    /// otherwise) and that the object's Operation Policy lets this request's
+    /// principal run this operation on (Permission Denied otherwise), with
+    /// date-driven state applied.
     pub fn load(&self, id: &str) -> OpResult<ManagedObject> {
         let mut o = self
             .server
@@ -92,6 +107,7 @@ impl<'a> OpCtx<'a> {
             .get(id)?
             .filter(|o| self.server.policy.may_see(self.caller, &o.group))
             .ok_or_else(|| OpError::NotFound(format!("object {id} not found")))?;
+        crate::access::check_operation_policy(&o, self.principal.as_deref(), self.operation)?;
         o.advance_state(self.now);
         Ok(o)
     }
@@ -269,14 +285,7 @@ pub(crate) mod test_support {
         }
 
         pub fn ctx(&self, version: ProtocolVersion) -> OpCtx<'_> {
-            OpCtx {
-                server: &self.server,
-                caller: &self.caller,
-                version,
-                now: self.server.clock.now(),
-                placeholder: None,
-                located_nothing: false,
-            }
+            OpCtx::new(&self.server, &self.caller, version, self.server.clock.now())
         }
     }
 }

@@ -87,6 +87,7 @@ pub fn object(id: &str, protector: &dyn KeyProtector, now: i64) -> ManagedObject
         object_type: ObjectType::SYMMETRIC_KEY,
         owner: "vcenter".into(),
         group: "default".into(),
+        creator: None,
         revision: 1,
         attributes: Vec::new(),
         material: None,
