@@ -13,7 +13,7 @@ use kmip::tables::{
     BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, EncodingOption, KeyFormatType,
     ObjectType, State, Tag, WrappingMethod,
 };
-use kmip::Ttlv;
+use kmip::{ProtocolVersion, Ttlv};
 
 /// Converts a Key Block between Raw and Transparent Symmetric Key.
 fn convert(object: &mut Object, want: KeyFormatType) -> OpResult<()> {
@@ -26,10 +26,18 @@ fn convert(object: &mut Object, want: KeyFormatType) -> OpResult<()> {
     if kb.key_format_type == want {
         return Ok(());
     }
-    let Some(KeyValue::Plain { key_material, .. }) = &mut kb.key_value else {
-        return Err(OpError::KeyFormatNotSupported(
-            "a wrapped key cannot change format".into(),
-        ));
+    let key_material = match &mut kb.key_value {
+        Some(KeyValue::Plain { key_material, .. }) => key_material,
+        Some(KeyValue::Wrapped(_)) => {
+            return Err(OpError::KeyFormatNotSupported(
+                "a wrapped key cannot change format".into(),
+            ))
+        }
+        None => {
+            return Err(OpError::KeyValueNotPresent(
+                "the key was registered without its Key Value: kmipd cannot convert it".into(),
+            ))
+        }
     };
     match (kb.key_format_type, want) {
         (KeyFormatType::RAW, KeyFormatType::TRANSPARENT_SYMMETRIC_KEY) if is_symmetric => {
@@ -63,6 +71,14 @@ pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
         return Err(OpError::Destroyed(format!("object {id} is destroyed")));
     }
     let mut object = ctx.content(&o).await?;
+    let metadata_only = object.key_block().is_some_and(|kb| kb.key_value.is_none());
+    if metadata_only && ctx.version < ProtocolVersion::V1_2 {
+        // A KMIP 1.0/1.1 Key Block always has a Key Value: such a client
+        // cannot be given a metadata-only key (registered in 1.2+).
+        return Err(OpError::KeyValueNotPresent(format!(
+            "object {id} was registered without its Key Value"
+        )));
+    }
     if let Some(want) = p.key_format_type {
         convert(&mut object, want)?;
     }
@@ -150,13 +166,24 @@ async fn wrap(
             "the wrapping key must be an AES key".into(),
         ));
     }
-    let kek = zeroize::Zeroizing::new(
-        kb.key_value
-            .as_ref()
-            .and_then(KeyValue::key_bytes)
-            .ok_or_else(|| OpError::Internal("wrapping key material".into()))?
-            .to_vec(),
-    );
+    let kek = match kb.key_value.as_ref() {
+        None => {
+            return Err(OpError::KeyValueNotPresent(format!(
+                "wrapping key {} was registered without its Key Value",
+                wk.id
+            )))
+        }
+        Some(v) => zeroize::Zeroizing::new(
+            v.key_bytes()
+                .ok_or_else(|| {
+                    OpError::IllegalOperation(format!(
+                        "wrapping key {} has no raw key material",
+                        wk.id
+                    ))
+                })?
+                .to_vec(),
+        ),
+    };
     let mode = eki
         .cryptographic_parameters
         .as_ref()
@@ -168,14 +195,22 @@ async fn wrap(
     let target = object
         .key_block_mut()
         .ok_or_else(|| OpError::IllegalOperation("this object has no Key Block to wrap".into()))?;
-    let Some(KeyValue::Plain {
-        key_material,
-        attributes,
-    }) = &mut target.key_value
-    else {
-        return Err(OpError::IllegalOperation(
-            "the key is already wrapped".into(),
-        ));
+    let (key_material, attributes) = match &mut target.key_value {
+        Some(KeyValue::Plain {
+            key_material,
+            attributes,
+        }) => (key_material, attributes),
+        Some(KeyValue::Wrapped(_)) => {
+            return Err(OpError::IllegalOperation(
+                "the key is already wrapped".into(),
+            ))
+        }
+        None => {
+            return Err(OpError::KeyValueNotPresent(format!(
+                "object {} was registered without its Key Value: there is nothing to wrap",
+                o.id
+            )))
+        }
     };
     for n in &spec.attribute_names {
         attributes.extend(o.all(n).cloned());
