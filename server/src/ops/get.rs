@@ -307,4 +307,125 @@ mod tests {
             Err(OpError::IllegalOperation(_))
         ));
     }
+
+    /// KMIP 1.1/1.2, 2.1.5-2.1.6: without an Encoding Option the wrapped Key
+    /// Value is the TTLV-encoded Key Value structure, carrying the attributes
+    /// the Key Wrapping Specification names; No Encoding wraps the bare Key
+    /// Material. TC-142-11/12 expect the bare material wrapped while sending
+    /// no Encoding Option, which this test pins down as a file error.
+    #[tokio::test]
+    async fn wrapping_with_attribute_names_wraps_the_ttlv_key_value() {
+        use crate::ops::create::register;
+        use crate::ops::test_support::TestServer;
+        use kmip::messages::attributes::{Attribute, TemplateAttribute};
+        use kmip::messages::objects::{EncryptionKeyInformation, KeyBlock, SymmetricKey};
+        use kmip::messages::payloads::RegisterRequest;
+        use kmip::tables::CryptographicUsageMask as M;
+        use kmip::Value;
+
+        let kek = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap();
+        let dek = hex::decode("00112233445566778899aabbccddeeff").unwrap();
+        // The Key Value TC-142 expects (RFC 3394, 4.1).
+        let tc142 = hex::decode("1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5").unwrap();
+        let t = TestServer::new();
+        let ctx = t.ctx(ProtocolVersion::V1_2);
+        let reg = |key: &[u8], mask: u32, active: bool| {
+            let mut attributes = vec![Attribute::new(
+                names::CRYPTOGRAPHIC_USAGE_MASK,
+                Value::Integer(mask as i32),
+            )];
+            if active {
+                attributes.push(Attribute::new(
+                    names::ACTIVATION_DATE,
+                    Value::DateTime(ctx.now - 3600),
+                ));
+            }
+            let mut p = RegisterRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                template_attribute: Some(TemplateAttribute {
+                    names: Vec::new(),
+                    attributes,
+                }),
+                ..Default::default()
+            };
+            p.set_object(Object::SymmetricKey(SymmetricKey {
+                key_block: KeyBlock {
+                    key_format_type: KeyFormatType::RAW,
+                    key_value: Some(KeyValue::Plain {
+                        key_material: Ttlv::bytes(Tag::KEY_MATERIAL, key.to_vec()),
+                        attributes: Vec::new(),
+                    }),
+                    cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
+                    cryptographic_length: Some(128),
+                    ..Default::default()
+                },
+            }));
+            p
+        };
+        let kek_id = register(&ctx, &reg(&kek, M::WRAP_KEY.0, true))
+            .await
+            .unwrap()
+            .unique_identifier;
+        let mask = M::ENCRYPT.0 | M::DECRYPT.0;
+        let dek_id = register(&ctx, &reg(&dek, mask, false))
+            .await
+            .unwrap()
+            .unique_identifier;
+        let get_wrapped = |encoding: Option<EncodingOption>| GetRequest {
+            unique_identifier: Some(dek_id.clone()),
+            key_wrapping_specification: Some(KeyWrappingSpecification {
+                wrapping_method: WrappingMethod::ENCRYPT,
+                encryption_key_information: Some(EncryptionKeyInformation {
+                    unique_identifier: kek_id.clone(),
+                    cryptographic_parameters: None,
+                }),
+                attribute_names: vec![names::CRYPTOGRAPHIC_USAGE_MASK.into()],
+                encoding_option: encoding,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let unwrap = |w: &[u8]| {
+            aes_kw::KekAes128::new(aes::cipher::generic_array::GenericArray::from_slice(&kek))
+                .unwrap_vec(w)
+                .unwrap()
+        };
+        // What TC-142's recording server wrapped: the bare 16-byte material.
+        assert_eq!(unwrap(&tc142), dek);
+
+        // No Encoding Option: the TTLV Key Value with the named attribute.
+        let r = get(&ctx, &get_wrapped(None)).await.unwrap();
+        let o = r.object().unwrap();
+        let kb = o.key_block().unwrap();
+        let Some(KeyValue::Wrapped(w)) = &kb.key_value else {
+            panic!("not wrapped: {kb:?}");
+        };
+        assert_ne!(w.0, tc142);
+        let kwd = kb.key_wrapping_data.as_ref().unwrap();
+        assert_eq!(kwd.encoding_option, None, "absent means TTLV encoded");
+        let plain = unwrap(&w.0);
+        let item = kmip::ttlv::decode(&plain, &kmip::Limits::default()).unwrap();
+        assert_eq!(item.tag, Tag::KEY_VALUE);
+        let kv = KeyValue::decode(&item, Ctx::new(ProtocolVersion::V1_2)).unwrap();
+        assert_eq!(kv.key_bytes(), Some(&dek[..]));
+        let KeyValue::Plain { attributes, .. } = kv else {
+            unreachable!()
+        };
+        assert_eq!(attributes.len(), 1);
+        assert_eq!(attributes[0].name, names::CRYPTOGRAPHIC_USAGE_MASK);
+        assert_eq!(attributes[0].integer(), Some(mask as i32));
+
+        // No Encoding: the bare material, as TC-141 expects, announced in
+        // the Key Wrapping Data.
+        let r = get(&ctx, &get_wrapped(Some(EncodingOption::NO_ENCODING)))
+            .await
+            .unwrap();
+        let o = r.object().unwrap();
+        let kb = o.key_block().unwrap();
+        assert_eq!(kb.key_value, Some(KeyValue::Wrapped(Bytes(tc142.clone()))));
+        assert_eq!(
+            kb.key_wrapping_data.as_ref().unwrap().encoding_option,
+            Some(EncodingOption::NO_ENCODING)
+        );
+    }
 }
