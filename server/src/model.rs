@@ -36,6 +36,8 @@ pub mod names {
     pub const CERTIFICATE_TYPE: &str = "Certificate Type";
     pub const ORIGINAL_CREATION_DATE: &str = "Original Creation Date";
     pub const OPERATION_POLICY_NAME: &str = "Operation Policy Name";
+    pub const KEY_VALUE_PRESENT: &str = "Key Value Present";
+    pub const KEY_VALUE_LOCATION: &str = "Key Value Location";
 }
 
 /// Wrapped content of an object: the object's TTLV under the master key.
@@ -140,6 +142,14 @@ impl ManagedObject {
     /// A Date-Time attribute.
     pub fn date(&self, name: &str) -> Option<i64> {
         self.first(name).and_then(|a| a.date_time())
+    }
+
+    /// Whether the object was registered without its Key Value (a KMIP 1.2
+    /// metadata-only object: Key Value Present is false). Its stored content
+    /// is the Key Block without a Key Value.
+    pub fn key_value_absent(&self) -> bool {
+        self.first(names::KEY_VALUE_PRESENT)
+            .is_some_and(|a| a.value == Value::Boolean(false))
     }
 
     /// The stored State attribute.

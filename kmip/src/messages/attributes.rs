@@ -310,6 +310,17 @@ crate::kmip_struct! {
 }
 
 crate::kmip_struct! {
+    /// The Key Value Location attribute's value (1.2+): where the Key Value
+    /// of an object registered without one is kept.
+    pub struct KeyValueLocation {
+        /// The location: an HSM label, a PKCS#11 URI, ...
+        key_value_location_value: String = KEY_VALUE_LOCATION_VALUE,
+        /// Uninterpreted Text String or URI.
+        key_value_location_type: crate::tables::KeyValueLocationType = KEY_VALUE_LOCATION_TYPE,
+    }
+}
+
+crate::kmip_struct! {
     /// The Link attribute's value.
     pub struct Link {
         /// The kind of link.

@@ -5,7 +5,9 @@
 use super::OpCtx;
 use crate::errors::{OpError, OpResult};
 use crate::model::{names, ManagedObject};
-use kmip::messages::attributes::{is_custom, Attribute, Attributes, Name, TemplateAttribute};
+use kmip::messages::attributes::{
+    is_custom, Attribute, Attributes, KeyValueLocation, Name, TemplateAttribute,
+};
 use kmip::messages::objects::Object;
 use kmip::messages::payloads::{
     AddAttributeRequest, AttributeChangeResponse, DeleteAttributeRequest, GetAttributeListRequest,
@@ -45,7 +47,9 @@ const SERVER_ONLY: &[&str] = &[
     "X.509 Certificate Subject",
     "X.509 Certificate Issuer",
     "Digital Signature Algorithm",
-    "Key Value Present",
+    // Set by the server when an object is registered without its Key Value
+    // (KMIP 1.2); never specified by a client, never modified.
+    names::KEY_VALUE_PRESENT,
     "Always Sensitive",
     "Never Extractable",
 ];
@@ -72,6 +76,7 @@ fn multi_valued(name: &str) -> bool {
                 | "Cryptographic Parameters"
                 | "Alternative Name"
                 | names::DIGEST
+                | names::KEY_VALUE_LOCATION
         )
 }
 
@@ -80,8 +85,8 @@ fn introduced(name: &str) -> ProtocolVersion {
     match name {
         names::FRESH => ProtocolVersion::V1_1,
         "Alternative Name"
-        | "Key Value Present"
-        | "Key Value Location"
+        | names::KEY_VALUE_PRESENT
+        | names::KEY_VALUE_LOCATION
         | names::ORIGINAL_CREATION_DATE => ProtocolVersion::V1_2,
         "Random Number Generator" => ProtocolVersion::V1_3,
         "PKCS#12 Friendly Name"
@@ -245,9 +250,30 @@ pub async fn request_attributes(
     Ok(out)
 }
 
+/// Longest Key Value Location Value kmipd keeps (a PKCS#11 URI or an HSM
+/// label fits many times over).
+pub const MAX_KEY_VALUE_LOCATION: usize = 4096;
+
 /// Brings a client-set attribute into its stored form: a Usage Limits
-/// gets its Usage Limits Count (the Total, at first).
+/// gets its Usage Limits Count (the Total, at first); a Key Value Location
+/// must hold a value and a known Key Value Location Type.
 pub fn normalize(a: &mut Attribute) -> OpResult<()> {
+    if a.name == names::KEY_VALUE_LOCATION {
+        let bad = |why: &str| OpError::InvalidField(format!("Key Value Location: {why}"));
+        let l: KeyValueLocation =
+            kmip::messages::attributes::from_value(&a.value, kmip::Ctx::new(ProtocolVersion::V1_2))
+                .map_err(|e| bad(&e.to_string()))?;
+        if l.key_value_location_type.name().is_none() {
+            return Err(bad("unknown Key Value Location Type"));
+        }
+        if l.key_value_location_value.is_empty()
+            || l.key_value_location_value.len() > MAX_KEY_VALUE_LOCATION
+        {
+            return Err(bad(&format!(
+                "the value must have 1 to {MAX_KEY_VALUE_LOCATION} bytes"
+            )));
+        }
+    }
     if a.name == names::USAGE_LIMITS {
         a.value = crate::model::usage_limits::from_client(&a.value).ok_or_else(|| {
             OpError::InvalidField(

@@ -13,7 +13,7 @@ use kmip::messages::payloads::{
 use kmip::tables::{
     CryptographicAlgorithm, KeyFormatType, LinkType, ObjectType, SecretDataType, State, Tag,
 };
-use kmip::{Ttlv, Value};
+use kmip::{ProtocolVersion, Ttlv, Value};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -51,12 +51,24 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Where a new object's content comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Generated here (Create, Re-key): its Original Creation Date is now.
+    Generated,
+    /// Registered by a client: made elsewhere, at a time only the client
+    /// knows (KMIP 1.2+: the client may give an Original Creation Date;
+    /// the server sets it implicitly only for objects it generates).
+    Registered,
+}
+
 /// Builds a new object's metadata from the client's attributes and the
 /// server-set ones; the state follows the Activation Date.
 fn new_object(
     ctx: &OpCtx<'_>,
     object_type: ObjectType,
     client: Vec<Attribute>,
+    origin: Origin,
 ) -> OpResult<ManagedObject> {
     let mut o = ManagedObject {
         id: new_id(),
@@ -78,7 +90,9 @@ fn new_object(
     o.set(names::UNIQUE_IDENTIFIER, Value::TextString(o.id.clone()));
     o.set(names::OBJECT_TYPE, Value::Enumeration(object_type.0));
     o.set(names::INITIAL_DATE, Value::DateTime(ctx.now));
-    o.set(names::ORIGINAL_CREATION_DATE, Value::DateTime(ctx.now));
+    if origin == Origin::Generated {
+        o.set(names::ORIGINAL_CREATION_DATE, Value::DateTime(ctx.now));
+    }
     if o.first(names::FRESH).is_none() {
         o.set(names::FRESH, Value::Boolean(true));
     }
@@ -170,7 +184,7 @@ pub async fn create(ctx: &OpCtx<'_>, p: &CreateRequest) -> OpResult<CreateRespon
                 .ok_or_else(|| OpError::MissingData("Cryptographic Length is required".into()))?;
             let mut key = Zeroizing::new(vec![0u8; key_len(alg, bits)?]);
             rand::rngs::OsRng.fill_bytes(&mut key);
-            let o = new_object(ctx, p.object_type, attrs)?;
+            let o = new_object(ctx, p.object_type, attrs, Origin::Generated)?;
             (symmetric_key(alg, bits, &key), o)
         }
         ObjectType::SECRET_DATA => {
@@ -187,7 +201,10 @@ pub async fn create(ctx: &OpCtx<'_>, p: &CreateRequest) -> OpResult<CreateRespon
                     ..Default::default()
                 },
             });
-            (obj, new_object(ctx, p.object_type, attrs)?)
+            (
+                obj,
+                new_object(ctx, p.object_type, attrs, Origin::Generated)?,
+            )
         }
         other => {
             return Err(OpError::InvalidField(format!(
@@ -210,7 +227,11 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
     let mut attrs =
         request_attributes(ctx, p.template_attribute.as_ref(), p.attributes.as_ref()).await?;
     for a in &attrs {
-        check_client_settable(&a.name, true)?;
+        // The Original Creation Date of a registered object is the client's
+        // to give (it was made elsewhere); of a generated one, the server's.
+        if a.name != names::ORIGINAL_CREATION_DATE {
+            check_client_settable(&a.name, true)?;
+        }
     }
     let object = p
         .object()
@@ -243,8 +264,24 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
             ));
         }
         if kb.key_value.is_none() {
-            return Err(OpError::MissingData(
-                "the Key Block has no Key Value".into(),
+            // KMIP 1.2 metadata-only object: the Key Value is kept elsewhere
+            // (a Key Value Location may say where). KMIP 1.0 and 1.1 require
+            // the Key Value.
+            if ctx.version < ProtocolVersion::V1_2 {
+                return Err(OpError::MissingData(
+                    "the Key Block has no Key Value (KMIP 1.2+ registers metadata-only keys)"
+                        .into(),
+                ));
+            }
+            if kb.key_wrapping_data.is_some() {
+                return Err(OpError::InvalidField(
+                    "Key Wrapping Data without a Key Value".into(),
+                ));
+            }
+            // Set by the server only (KMIP 1.2, Key Value Present).
+            attrs.push(Attribute::new(
+                names::KEY_VALUE_PRESENT,
+                Value::Boolean(false),
             ));
         }
     }
@@ -261,7 +298,7 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
         ));
     }
     let client_fresh = attrs.iter().any(|a| a.name == names::FRESH);
-    let mut o = new_object(ctx, p.object_type, attrs)?;
+    let mut o = new_object(ctx, p.object_type, attrs, Origin::Registered)?;
     // A registered object was made elsewhere: it is not Fresh unless the
     // client says so (KMIP 1.1: Fresh may be set when an object is registered).
     if !client_fresh {
@@ -367,6 +404,13 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
     if state == State::DESTROYED || state == State::DESTROYED_COMPROMISED {
         return Err(OpError::WrongState(format!("object {id} is destroyed")));
     }
+    if old.key_value_absent() {
+        // The key is kept elsewhere: a replacement generated here would not
+        // replace it there.
+        return Err(OpError::KeyValueNotPresent(format!(
+            "key {id} was registered without its Key Value; it cannot be re-keyed"
+        )));
+    }
     let content = ctx.content(&old).await?;
     let kb = content
         .key_block()
@@ -404,7 +448,7 @@ pub async fn rekey(ctx: &OpCtx<'_>, p: &ReKeyRequest) -> OpResult<ReKeyResponse>
     attrs.extend(extra);
     let mut key = Zeroizing::new(vec![0u8; key_len(alg, bits)?]);
     rand::rngs::OsRng.fill_bytes(&mut key);
-    let mut new = new_object(ctx, ObjectType::SYMMETRIC_KEY, attrs)?;
+    let mut new = new_object(ctx, ObjectType::SYMMETRIC_KEY, attrs, Origin::Generated)?;
     new.group = old.group.clone();
     // The replacement stays reserved to the existing key's creator, even
     // when a credential-less request (or kmipd's scheduler) re-keys it.
@@ -491,5 +535,324 @@ mod tests {
         }));
         let e = register(&ctx, &p).await.unwrap_err();
         assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+    }
+
+    /// Metadata-only objects (KMIP 1.2): a key registered without its Key
+    /// Value, with a Key Value Location.
+    mod metadata_only {
+        use super::*;
+        use crate::ops::test_support::TestServer;
+        use kmip::messages::attributes::TemplateAttribute;
+        use kmip::messages::objects::{EncryptionKeyInformation, KeyWrappingSpecification};
+        use kmip::messages::payloads::{GetRequest, LocateRequest};
+        use kmip::tables::{KeyValueLocationType, WrappingMethod};
+
+        fn location(value: &str, t: KeyValueLocationType) -> Attribute {
+            Attribute::new(
+                names::KEY_VALUE_LOCATION,
+                Value::Structure(vec![
+                    Ttlv::text(Tag::KEY_VALUE_LOCATION_VALUE, value),
+                    Ttlv::enumeration(Tag::KEY_VALUE_LOCATION_TYPE, t.0),
+                ]),
+            )
+        }
+
+        fn aes_block(key: Option<&[u8]>) -> Object {
+            Object::SymmetricKey(SymmetricKey {
+                key_block: KeyBlock {
+                    key_format_type: KeyFormatType::RAW,
+                    key_value: key.map(|k| KeyValue::Plain {
+                        key_material: Ttlv::bytes(Tag::KEY_MATERIAL, k.to_vec()),
+                        attributes: Vec::new(),
+                    }),
+                    cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
+                    cryptographic_length: Some(128),
+                    ..Default::default()
+                },
+            })
+        }
+
+        fn request(key: Option<&[u8]>, attributes: Vec<Attribute>) -> RegisterRequest {
+            let mut p = RegisterRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                template_attribute: Some(TemplateAttribute {
+                    names: Vec::new(),
+                    attributes,
+                }),
+                ..Default::default()
+            };
+            p.set_object(aes_block(key));
+            p
+        }
+
+        async fn register_mdo(t: &TestServer) -> String {
+            let ctx = t.ctx(ProtocolVersion::V1_2);
+            let p = request(
+                None,
+                vec![location(
+                    "HSM-12345",
+                    KeyValueLocationType::UNINTERPRETED_TEXT_STRING,
+                )],
+            );
+            register(&ctx, &p).await.unwrap().unique_identifier
+        }
+
+        fn get_req(id: &str) -> GetRequest {
+            GetRequest {
+                unique_identifier: Some(id.to_owned()),
+                ..Default::default()
+            }
+        }
+
+        #[tokio::test]
+        async fn register_sets_key_value_present_false_and_get_returns_no_key_value() {
+            let t = TestServer::new();
+            let id = register_mdo(&t).await;
+            let ctx = t.ctx(ProtocolVersion::V1_2);
+            let o = ctx.load(&id).unwrap();
+            assert!(o.key_value_absent());
+            assert_eq!(
+                o.first(names::KEY_VALUE_PRESENT).map(|a| a.value.clone()),
+                Some(Value::Boolean(false))
+            );
+            assert_eq!(o.all(names::KEY_VALUE_LOCATION).count(), 1);
+            // Made elsewhere, at a time only the client knows; no digest of
+            // a value kmipd never saw.
+            assert!(o.first(names::ORIGINAL_CREATION_DATE).is_none());
+            assert!(o.first(names::DIGEST).is_none());
+            let r = crate::ops::get::get(&ctx, &get_req(&id)).await.unwrap();
+            let obj = r.object().unwrap();
+            let kb = obj.key_block().unwrap();
+            assert!(kb.key_value.is_none());
+            assert_eq!(kb.cryptographic_length, Some(128));
+            // A 1.0/1.1 Key Block always has a Key Value.
+            let e = crate::ops::get::get(&t.ctx(ProtocolVersion::V1_1), &get_req(&id))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, OpError::KeyValueNotPresent(_)), "{e:?}");
+            assert_eq!(
+                e.reason(ProtocolVersion::V1_1),
+                kmip::tables::ResultReason::ITEM_NOT_FOUND
+            );
+            // Converting the (absent) value is refused the same way.
+            let mut p = get_req(&id);
+            p.key_format_type = Some(KeyFormatType::TRANSPARENT_SYMMETRIC_KEY);
+            let e = crate::ops::get::get(&ctx, &p).await.unwrap_err();
+            assert_eq!(
+                e.reason(ProtocolVersion::V1_2),
+                kmip::tables::ResultReason::KEY_VALUE_NOT_PRESENT
+            );
+        }
+
+        #[tokio::test]
+        async fn a_key_with_its_value_gets_no_key_value_present_and_keeps_its_creation_date() {
+            let t = TestServer::new();
+            let ctx = t.ctx(ProtocolVersion::V1_2);
+            let p = request(
+                Some(&[7; 16]),
+                vec![Attribute::new(
+                    names::ORIGINAL_CREATION_DATE,
+                    Value::DateTime(38_520),
+                )],
+            );
+            let id = register(&ctx, &p).await.unwrap().unique_identifier;
+            let o = ctx.load(&id).unwrap();
+            assert!(!o.key_value_absent());
+            assert!(o.first(names::KEY_VALUE_PRESENT).is_none());
+            assert_eq!(o.date(names::ORIGINAL_CREATION_DATE), Some(38_520));
+            // Create still stamps its own keys' Original Creation Date and
+            // refuses a client's.
+            let c = CreateRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                template_attribute: Some(TemplateAttribute {
+                    names: Vec::new(),
+                    attributes: vec![
+                        Attribute::new(
+                            names::CRYPTOGRAPHIC_ALGORITHM,
+                            Value::Enumeration(CryptographicAlgorithm::AES.0),
+                        ),
+                        Attribute::new(names::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                    ],
+                }),
+                ..Default::default()
+            };
+            let id = create(&ctx, &c).await.unwrap().unique_identifier;
+            assert_eq!(
+                ctx.load(&id).unwrap().date(names::ORIGINAL_CREATION_DATE),
+                Some(ctx.now)
+            );
+            let mut c2 = c.clone();
+            c2.template_attribute
+                .as_mut()
+                .unwrap()
+                .attributes
+                .push(Attribute::new(
+                    names::ORIGINAL_CREATION_DATE,
+                    Value::DateTime(1),
+                ));
+            let e = create(&ctx, &c2).await.unwrap_err();
+            assert!(matches!(e, OpError::ReadOnlyAttribute(_)), "{e:?}");
+        }
+
+        #[tokio::test]
+        async fn register_rules() {
+            let t = TestServer::new();
+            // KMIP 1.1 requires the Key Value.
+            let e = register(&t.ctx(ProtocolVersion::V1_1), &request(None, Vec::new()))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, OpError::MissingData(_)), "{e:?}");
+            let ctx = t.ctx(ProtocolVersion::V1_2);
+            // Key Value Present is the server's.
+            let e = register(
+                &ctx,
+                &request(
+                    None,
+                    vec![Attribute::new(
+                        names::KEY_VALUE_PRESENT,
+                        Value::Boolean(false),
+                    )],
+                ),
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(e, OpError::ReadOnlyAttribute(_)), "{e:?}");
+            // A Key Value Location needs a value and a known type.
+            for bad in [
+                location("", KeyValueLocationType::URI),
+                location("x", KeyValueLocationType(9)),
+                location(
+                    &"u".repeat(crate::ops::attributes::MAX_KEY_VALUE_LOCATION + 1),
+                    KeyValueLocationType::URI,
+                ),
+                Attribute::new(
+                    names::KEY_VALUE_LOCATION,
+                    Value::Structure(vec![Ttlv::text(Tag::KEY_VALUE_LOCATION_VALUE, "x")]),
+                ),
+            ] {
+                let e = register(&ctx, &request(None, vec![bad])).await.unwrap_err();
+                assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+            }
+            // A Key Value Location may be given several times (URI and label).
+            let p = request(
+                None,
+                vec![
+                    location("pkcs11:token=T;object=K", KeyValueLocationType::URI),
+                    location("HSM-1", KeyValueLocationType::UNINTERPRETED_TEXT_STRING),
+                ],
+            );
+            let id = register(&ctx, &p).await.unwrap().unique_identifier;
+            let o = ctx.load(&id).unwrap();
+            let idx: Vec<_> = o.all(names::KEY_VALUE_LOCATION).map(|a| a.index).collect();
+            assert_eq!(idx, [Some(0), Some(1)]);
+        }
+
+        #[tokio::test]
+        async fn locate_by_key_value_present() {
+            let t = TestServer::new();
+            let mdo = register_mdo(&t).await;
+            let ctx = t.ctx(ProtocolVersion::V1_2);
+            let full = register(&ctx, &request(Some(&[1; 16]), Vec::new()))
+                .await
+                .unwrap()
+                .unique_identifier;
+            let find = |b: bool| {
+                let p = LocateRequest {
+                    attributes_1x: vec![Attribute::new(
+                        names::KEY_VALUE_PRESENT,
+                        Value::Boolean(b),
+                    )],
+                    ..Default::default()
+                };
+                crate::ops::locate::locate(&ctx, &p)
+                    .unwrap()
+                    .unique_identifiers
+            };
+            assert_eq!(find(false), vec![mdo]);
+            assert_eq!(find(true), vec![full]);
+        }
+
+        #[tokio::test]
+        async fn operations_that_need_the_value_are_refused() {
+            let t = TestServer::new();
+            let mdo = register_mdo(&t).await;
+            let ctx = t.ctx(ProtocolVersion::V1_2);
+            // An active AES wrapping key with its value.
+            let mut p = request(
+                Some(&[2; 16]),
+                vec![
+                    Attribute::new(
+                        names::CRYPTOGRAPHIC_USAGE_MASK,
+                        Value::Integer(kmip::tables::CryptographicUsageMask::WRAP_KEY.0 as i32),
+                    ),
+                    Attribute::new(names::ACTIVATION_DATE, Value::DateTime(ctx.now - 10)),
+                ],
+            );
+            let kek = register(&ctx, &p).await.unwrap().unique_identifier;
+            let wrap_with = |kek: &str| KeyWrappingSpecification {
+                wrapping_method: WrappingMethod::ENCRYPT,
+                encryption_key_information: Some(EncryptionKeyInformation {
+                    unique_identifier: kek.to_owned(),
+                    cryptographic_parameters: None,
+                }),
+                ..Default::default()
+            };
+            let not_present = |e: OpError| {
+                assert_eq!(
+                    e.reason(ProtocolVersion::V1_2),
+                    kmip::tables::ResultReason::KEY_VALUE_NOT_PRESENT,
+                    "{e:?}"
+                )
+            };
+            // Get of the metadata-only key, wrapped: nothing to wrap.
+            let mut g = get_req(&mdo);
+            g.key_wrapping_specification = Some(wrap_with(&kek));
+            not_present(crate::ops::get::get(&ctx, &g).await.unwrap_err());
+            // A metadata-only wrapping key (Active, Wrap Key) cannot wrap.
+            p = request(
+                None,
+                vec![
+                    Attribute::new(
+                        names::CRYPTOGRAPHIC_USAGE_MASK,
+                        Value::Integer(kmip::tables::CryptographicUsageMask::WRAP_KEY.0 as i32),
+                    ),
+                    Attribute::new(names::ACTIVATION_DATE, Value::DateTime(ctx.now - 10)),
+                ],
+            );
+            let mdo_kek = register(&ctx, &p).await.unwrap().unique_identifier;
+            let full = register(&ctx, &request(Some(&[3; 16]), Vec::new()))
+                .await
+                .unwrap()
+                .unique_identifier;
+            let mut g = get_req(&full);
+            g.key_wrapping_specification = Some(wrap_with(&mdo_kek));
+            not_present(crate::ops::get::get(&ctx, &g).await.unwrap_err());
+            // The same Get with the real KEK works.
+            g.key_wrapping_specification = Some(wrap_with(&kek));
+            crate::ops::get::get(&ctx, &g).await.unwrap();
+            // Re-key: a replacement made here would not replace the key
+            // kept elsewhere.
+            let r = ReKeyRequest {
+                unique_identifier: Some(mdo.clone()),
+                ..Default::default()
+            };
+            not_present(rekey(&ctx, &r).await.unwrap_err());
+            // kmipctl keys show --reveal has nothing to show.
+            let reveal = Ttlv::structure(
+                Tag::REQUEST_PAYLOAD,
+                vec![Ttlv::text(crate::ops::admin::tag::OBJECT, mdo.clone())],
+            );
+            not_present(crate::ops::reveal::reveal(&ctx, &reveal).await.unwrap_err());
+            // Destroy works (Pre-Active: no Activation Date).
+            crate::ops::lifecycle::destroy(
+                &ctx,
+                &kmip::messages::payloads::IdRequest {
+                    unique_identifier: Some(mdo.clone()),
+                },
+            )
+            .await
+            .unwrap();
+            assert!(ctx.load(&mdo).unwrap().material.is_none());
+        }
     }
 }

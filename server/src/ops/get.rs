@@ -13,7 +13,7 @@ use kmip::tables::{
     BlockCipherMode, CryptographicAlgorithm, CryptographicUsageMask, EncodingOption, KeyFormatType,
     ObjectType, State, Tag, WrappingMethod,
 };
-use kmip::Ttlv;
+use kmip::{ProtocolVersion, Ttlv};
 
 /// Converts a Key Block between Raw and Transparent Symmetric Key.
 fn convert(object: &mut Object, want: KeyFormatType) -> OpResult<()> {
@@ -26,10 +26,18 @@ fn convert(object: &mut Object, want: KeyFormatType) -> OpResult<()> {
     if kb.key_format_type == want {
         return Ok(());
     }
-    let Some(KeyValue::Plain { key_material, .. }) = &mut kb.key_value else {
-        return Err(OpError::KeyFormatNotSupported(
-            "a wrapped key cannot change format".into(),
-        ));
+    let key_material = match &mut kb.key_value {
+        Some(KeyValue::Plain { key_material, .. }) => key_material,
+        Some(KeyValue::Wrapped(_)) => {
+            return Err(OpError::KeyFormatNotSupported(
+                "a wrapped key cannot change format".into(),
+            ))
+        }
+        None => {
+            return Err(OpError::KeyValueNotPresent(
+                "the key was registered without its Key Value: kmipd cannot convert it".into(),
+            ))
+        }
     };
     match (kb.key_format_type, want) {
         (KeyFormatType::RAW, KeyFormatType::TRANSPARENT_SYMMETRIC_KEY) if is_symmetric => {
@@ -63,6 +71,14 @@ pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
         return Err(OpError::Destroyed(format!("object {id} is destroyed")));
     }
     let mut object = ctx.content(&o).await?;
+    let metadata_only = object.key_block().is_some_and(|kb| kb.key_value.is_none());
+    if metadata_only && ctx.version < ProtocolVersion::V1_2 {
+        // A KMIP 1.0/1.1 Key Block always has a Key Value: such a client
+        // cannot be given a metadata-only key (registered in 1.2+).
+        return Err(OpError::KeyValueNotPresent(format!(
+            "object {id} was registered without its Key Value"
+        )));
+    }
     if let Some(want) = p.key_format_type {
         convert(&mut object, want)?;
     }
@@ -152,13 +168,24 @@ async fn wrap(
             "the wrapping key must be an AES key".into(),
         ));
     }
-    let kek = zeroize::Zeroizing::new(
-        kb.key_value
-            .as_ref()
-            .and_then(KeyValue::key_bytes)
-            .ok_or_else(|| OpError::Internal("wrapping key material".into()))?
-            .to_vec(),
-    );
+    let kek = match kb.key_value.as_ref() {
+        None => {
+            return Err(OpError::KeyValueNotPresent(format!(
+                "wrapping key {} was registered without its Key Value",
+                wk.id
+            )))
+        }
+        Some(v) => zeroize::Zeroizing::new(
+            v.key_bytes()
+                .ok_or_else(|| {
+                    OpError::IllegalOperation(format!(
+                        "wrapping key {} has no raw key material",
+                        wk.id
+                    ))
+                })?
+                .to_vec(),
+        ),
+    };
     let mode = eki
         .cryptographic_parameters
         .as_ref()
@@ -170,14 +197,22 @@ async fn wrap(
     let target = object
         .key_block_mut()
         .ok_or_else(|| OpError::IllegalOperation("this object has no Key Block to wrap".into()))?;
-    let Some(KeyValue::Plain {
-        key_material,
-        attributes,
-    }) = &mut target.key_value
-    else {
-        return Err(OpError::IllegalOperation(
-            "the key is already wrapped".into(),
-        ));
+    let (key_material, attributes) = match &mut target.key_value {
+        Some(KeyValue::Plain {
+            key_material,
+            attributes,
+        }) => (key_material, attributes),
+        Some(KeyValue::Wrapped(_)) => {
+            return Err(OpError::IllegalOperation(
+                "the key is already wrapped".into(),
+            ))
+        }
+        None => {
+            return Err(OpError::KeyValueNotPresent(format!(
+                "object {} was registered without its Key Value: there is nothing to wrap",
+                o.id
+            )))
+        }
     };
     for n in &spec.attribute_names {
         attributes.extend(o.all(n).cloned());
@@ -273,5 +308,126 @@ mod tests {
             aes_key_wrap(&[0; 20], &[0; 16], BlockCipherMode::NISTKEYWRAP),
             Err(OpError::IllegalOperation(_))
         ));
+    }
+
+    /// KMIP 1.1/1.2, 2.1.5-2.1.6: without an Encoding Option the wrapped Key
+    /// Value is the TTLV-encoded Key Value structure, carrying the attributes
+    /// the Key Wrapping Specification names; No Encoding wraps the bare Key
+    /// Material. TC-142-11/12 expect the bare material wrapped while sending
+    /// no Encoding Option, which this test pins down as a file error.
+    #[tokio::test]
+    async fn wrapping_with_attribute_names_wraps_the_ttlv_key_value() {
+        use crate::ops::create::register;
+        use crate::ops::test_support::TestServer;
+        use kmip::messages::attributes::{Attribute, TemplateAttribute};
+        use kmip::messages::objects::{EncryptionKeyInformation, KeyBlock, SymmetricKey};
+        use kmip::messages::payloads::RegisterRequest;
+        use kmip::tables::CryptographicUsageMask as M;
+        use kmip::Value;
+
+        let kek = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap();
+        let dek = hex::decode("00112233445566778899aabbccddeeff").unwrap();
+        // The Key Value TC-142 expects (RFC 3394, 4.1).
+        let tc142 = hex::decode("1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5").unwrap();
+        let t = TestServer::new();
+        let ctx = t.ctx(ProtocolVersion::V1_2);
+        let reg = |key: &[u8], mask: u32, active: bool| {
+            let mut attributes = vec![Attribute::new(
+                names::CRYPTOGRAPHIC_USAGE_MASK,
+                Value::Integer(mask as i32),
+            )];
+            if active {
+                attributes.push(Attribute::new(
+                    names::ACTIVATION_DATE,
+                    Value::DateTime(ctx.now - 3600),
+                ));
+            }
+            let mut p = RegisterRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                template_attribute: Some(TemplateAttribute {
+                    names: Vec::new(),
+                    attributes,
+                }),
+                ..Default::default()
+            };
+            p.set_object(Object::SymmetricKey(SymmetricKey {
+                key_block: KeyBlock {
+                    key_format_type: KeyFormatType::RAW,
+                    key_value: Some(KeyValue::Plain {
+                        key_material: Ttlv::bytes(Tag::KEY_MATERIAL, key.to_vec()),
+                        attributes: Vec::new(),
+                    }),
+                    cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
+                    cryptographic_length: Some(128),
+                    ..Default::default()
+                },
+            }));
+            p
+        };
+        let kek_id = register(&ctx, &reg(&kek, M::WRAP_KEY.0, true))
+            .await
+            .unwrap()
+            .unique_identifier;
+        let mask = M::ENCRYPT.0 | M::DECRYPT.0;
+        let dek_id = register(&ctx, &reg(&dek, mask, false))
+            .await
+            .unwrap()
+            .unique_identifier;
+        let get_wrapped = |encoding: Option<EncodingOption>| GetRequest {
+            unique_identifier: Some(dek_id.clone()),
+            key_wrapping_specification: Some(KeyWrappingSpecification {
+                wrapping_method: WrappingMethod::ENCRYPT,
+                encryption_key_information: Some(EncryptionKeyInformation {
+                    unique_identifier: kek_id.clone(),
+                    cryptographic_parameters: None,
+                }),
+                attribute_names: vec![names::CRYPTOGRAPHIC_USAGE_MASK.into()],
+                encoding_option: encoding,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let unwrap = |w: &[u8]| {
+            aes_kw::KekAes128::new(aes::cipher::generic_array::GenericArray::from_slice(&kek))
+                .unwrap_vec(w)
+                .unwrap()
+        };
+        // What TC-142's recording server wrapped: the bare 16-byte material.
+        assert_eq!(unwrap(&tc142), dek);
+
+        // No Encoding Option: the TTLV Key Value with the named attribute.
+        let r = get(&ctx, &get_wrapped(None)).await.unwrap();
+        let o = r.object().unwrap();
+        let kb = o.key_block().unwrap();
+        let Some(KeyValue::Wrapped(w)) = &kb.key_value else {
+            panic!("not wrapped: {kb:?}");
+        };
+        assert_ne!(w.0, tc142);
+        let kwd = kb.key_wrapping_data.as_ref().unwrap();
+        assert_eq!(kwd.encoding_option, None, "absent means TTLV encoded");
+        let plain = unwrap(&w.0);
+        let item = kmip::ttlv::decode(&plain, &kmip::Limits::default()).unwrap();
+        assert_eq!(item.tag, Tag::KEY_VALUE);
+        let kv = KeyValue::decode(&item, Ctx::new(ProtocolVersion::V1_2)).unwrap();
+        assert_eq!(kv.key_bytes(), Some(&dek[..]));
+        let KeyValue::Plain { attributes, .. } = kv else {
+            unreachable!()
+        };
+        assert_eq!(attributes.len(), 1);
+        assert_eq!(attributes[0].name, names::CRYPTOGRAPHIC_USAGE_MASK);
+        assert_eq!(attributes[0].integer(), Some(mask as i32));
+
+        // No Encoding: the bare material, as TC-141 expects, announced in
+        // the Key Wrapping Data.
+        let r = get(&ctx, &get_wrapped(Some(EncodingOption::NO_ENCODING)))
+            .await
+            .unwrap();
+        let o = r.object().unwrap();
+        let kb = o.key_block().unwrap();
+        assert_eq!(kb.key_value, Some(KeyValue::Wrapped(Bytes(tc142.clone()))));
+        assert_eq!(
+            kb.key_wrapping_data.as_ref().unwrap().encoding_option,
+            Some(EncodingOption::NO_ENCODING)
+        );
     }
 }

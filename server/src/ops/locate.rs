@@ -52,10 +52,45 @@ const DATE_NAMES: &[&str] = &[
     names::ORIGINAL_CREATION_DATE,
 ];
 
+/// Whether objects of type `t` have a Key Block (and so a Key Value).
+fn has_key_block(t: ObjectType) -> bool {
+    matches!(
+        t,
+        ObjectType::SYMMETRIC_KEY
+            | ObjectType::PUBLIC_KEY
+            | ObjectType::PRIVATE_KEY
+            | ObjectType::SPLIT_KEY
+            | ObjectType::SECRET_DATA
+            | ObjectType::PGP_KEY
+    )
+}
+
+/// Key Value Present as a Locate filter: the server records it (false) only
+/// for a key registered without its Key Value, so a key without the
+/// attribute has its Key Value (true); an object without a Key Block
+/// (certificate, opaque object, template) matches neither.
+fn key_value_present(o: &ManagedObject) -> Option<bool> {
+    if !has_key_block(o.object_type) {
+        return None;
+    }
+    Some(!o.key_value_absent())
+}
+
 fn matches(o: &ManagedObject, filters: &[Attribute]) -> bool {
     let mut i = 0;
     while i < filters.len() {
         let f = &filters[i];
+        if f.name == names::KEY_VALUE_PRESENT {
+            let want = match f.value {
+                Value::Boolean(b) => Some(b),
+                _ => None,
+            };
+            if want.is_none() || key_value_present(o) != want {
+                return false;
+            }
+            i += 1;
+            continue;
+        }
         if DATE_NAMES.contains(&f.name.as_str()) {
             // Two instances of a date attribute give a range.
             let range: Vec<i64> = filters

@@ -27,6 +27,11 @@ pub async fn reveal(ctx: &OpCtx<'_>, payload: &Ttlv) -> OpResult<Ttlv> {
             "object {id} is destroyed"
         )));
     }
+    if o.key_value_absent() {
+        return Err(OpError::KeyValueNotPresent(format!(
+            "object {id} was registered without its Key Value"
+        )));
+    }
     let object = ctx.content(&o).await?;
     let mut c = vec![entry(
         "object_type",
