@@ -209,65 +209,10 @@ async fn run(
     let mut out = Vec::with_capacity(msg.items.len());
     for item in &msg.items {
         let started = Instant::now();
-        let result = run_item(&mut ctx, item).await;
-        let (resp, object, outcome) = match result {
-            Ok(payload) => {
-                let id = payload_id(&payload);
-                if let Some(id) = &id {
-                    ctx.placeholder = Some(id.clone());
-                }
-                (
-                    ResponseBatchItem::success(
-                        item.operation,
-                        item.unique_batch_item_id.clone(),
-                        Some(payload),
-                    ),
-                    id,
-                    "success".to_owned(),
-                )
-            }
-            Err(e) => {
-                if let OpError::Internal(detail) = &e {
-                    tracing::error!(operation = ?item.operation, %detail, "operation failed internally");
-                }
-                let reason = e.reason(version);
-                let name = reason.name().unwrap_or("failure").to_owned();
-                (
-                    ResponseBatchItem::failure(
-                        Some(item.operation),
-                        item.unique_batch_item_id.clone(),
-                        e.status(),
-                        reason,
-                        e.client_message(),
-                    ),
-                    request_id(item),
-                    name,
-                )
-            }
-        };
-        let op_name = item
-            .operation
-            .name()
-            .or_else(|| super::admin::op::name(item.operation))
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{:?}", item.operation));
-        server.metrics.request(
-            item.operation.0,
-            resp.result_reason.map(|r| r.0),
-            started.elapsed(),
-        );
-        if item.operation != Operation::DISCOVER_VERSIONS {
-            server.audit.record(Event {
-                time: now,
-                identity: caller.identity.clone(),
-                peer: caller.peer.to_string(),
-                operation: op_name,
-                object,
-                result: outcome.clone(),
-            });
-        }
-        let failed = resp.result_status != ResultStatus::SUCCESS;
-        out.push(resp);
+        let answer = execute(&mut ctx, item).await;
+        record(server, caller, now, item.operation, &answer, started);
+        let failed = answer.resp.result_status != ResultStatus::SUCCESS;
+        out.push(answer.resp);
         if failed && option == BatchErrorContinuationOption::STOP {
             break;
         }
@@ -275,7 +220,92 @@ async fn run(
     out
 }
 
-async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<ResponsePayload> {
+/// One batch item's response, with what the audit trail records of it.
+pub(crate) struct Answer {
+    /// The response batch item.
+    pub resp: ResponseBatchItem,
+    /// The Unique Identifier the item produced or named.
+    pub object: Option<String>,
+    /// `success`, `pending` or the Result Reason's name.
+    pub outcome: String,
+}
+
+/// Runs one batch item to completion and answers it; a success that names
+/// an object sets the ID Placeholder.
+pub(crate) async fn execute(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> Answer {
+    match run_item(ctx, item).await {
+        Ok(payload) => {
+            let id = payload_id(&payload);
+            if let Some(id) = &id {
+                ctx.placeholder = Some(id.clone());
+            }
+            Answer {
+                resp: ResponseBatchItem::success(
+                    item.operation,
+                    item.unique_batch_item_id.clone(),
+                    Some(payload),
+                ),
+                object: id,
+                outcome: "success".to_owned(),
+            }
+        }
+        Err(e) => failed(ctx.version, item, &e),
+    }
+}
+
+/// The answer to an item that failed with `e`.
+pub(crate) fn failed(version: ProtocolVersion, item: &RequestBatchItem, e: &OpError) -> Answer {
+    if let OpError::Internal(detail) = e {
+        tracing::error!(operation = ?item.operation, %detail, "operation failed internally");
+    }
+    let reason = e.reason(version);
+    Answer {
+        resp: ResponseBatchItem::failure(
+            Some(item.operation),
+            item.unique_batch_item_id.clone(),
+            e.status(),
+            reason,
+            e.client_message(),
+        ),
+        object: request_id(item),
+        outcome: reason.name().unwrap_or("failure").to_owned(),
+    }
+}
+
+/// Counts an answered item in the metrics and writes its audit record.
+pub(crate) fn record(
+    server: &Server,
+    caller: &Caller,
+    now: i64,
+    operation: Operation,
+    answer: &Answer,
+    started: Instant,
+) {
+    let op_name = operation
+        .name()
+        .or_else(|| super::admin::op::name(operation))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{operation:?}"));
+    server.metrics.request(
+        operation.0,
+        answer.resp.result_reason.map(|r| r.0),
+        started.elapsed(),
+    );
+    if operation != Operation::DISCOVER_VERSIONS {
+        server.audit.record(Event {
+            time: now,
+            identity: caller.identity.clone(),
+            peer: caller.peer.to_string(),
+            operation: op_name,
+            object: answer.object.clone(),
+            result: answer.outcome.clone(),
+        });
+    }
+}
+
+/// What every item passes before it runs: critical message extensions must
+/// be understood, and the caller's role must allow the operation.
+pub(crate) fn admit(ctx: &OpCtx<'_>, item: &RequestBatchItem) -> OpResult<()> {
     if let Some(ext) = &item.message_extension {
         if ext.criticality_indicator && ext.vendor_identification != OWN_EXTENSION_VENDOR {
             return Err(OpError::FeatureNotSupported(format!(
@@ -284,7 +314,11 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
             )));
         }
     }
-    ctx.server.policy.may_run(ctx.caller, item.operation)?;
+    ctx.server.policy.may_run(ctx.caller, item.operation)
+}
+
+async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<ResponsePayload> {
+    admit(ctx, item)?;
     use super::{
         attributes as a, create as c, get as g, lifecycle as l, locate as lo, misc as m, query as q,
     };
@@ -342,7 +376,7 @@ fn blocking_section<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The Unique Identifier a successful payload produced or named.
-fn payload_id(p: &ResponsePayload) -> Option<String> {
+pub(crate) fn payload_id(p: &ResponsePayload) -> Option<String> {
     use ResponsePayload as R;
     Some(match p {
         R::Create(r) => r.unique_identifier.clone(),
@@ -369,7 +403,7 @@ fn payload_id(p: &ResponsePayload) -> Option<String> {
 }
 
 /// The Unique Identifier a request named, for the audit of failures.
-fn request_id(item: &RequestBatchItem) -> Option<String> {
+pub(crate) fn request_id(item: &RequestBatchItem) -> Option<String> {
     let t: Ttlv = item.payload.encode(
         kmip::Tag::REQUEST_PAYLOAD,
         kmip::Ctx::new(ProtocolVersion::V1_4),
