@@ -64,6 +64,8 @@ pub struct Server {
     pub admin: crate::ops::admin::AdminState,
     /// Background jobs (master-key rotation) and their control.
     pub jobs: crate::jobs::Jobs,
+    /// Asynchronous operations awaiting Poll (ops/pending.rs).
+    pub pending: crate::ops::pending::Pending,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -90,6 +92,7 @@ impl Server {
             started: Instant::now(),
             admin: Default::default(),
             jobs: Default::default(),
+            pending: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }

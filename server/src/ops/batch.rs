@@ -206,12 +206,19 @@ async fn run(
         now,
         placeholder: None,
     };
+    // Only a batch's last item may be answered asynchronously: no later item
+    // can then depend on its ID Placeholder (ops/pending.rs).
+    let asynchronous = msg.header.asynchronous_indicator == Some(true);
     let mut out = Vec::with_capacity(msg.items.len());
-    for item in &msg.items {
+    for (n, item) in msg.items.iter().enumerate() {
         let started = Instant::now();
-        let answer = execute(&mut ctx, item).await;
+        let defer = asynchronous && n + 1 == msg.items.len();
+        let answer = match super::pending::intercept(&mut ctx, item, defer).await {
+            Some(a) => a,
+            None => execute(&mut ctx, item).await,
+        };
         record(server, caller, now, item.operation, &answer, started);
-        let failed = answer.resp.result_status != ResultStatus::SUCCESS;
+        let failed = answer.resp.result_status == ResultStatus::OPERATION_FAILED;
         out.push(answer.resp);
         if failed && option == BatchErrorContinuationOption::STOP {
             break;
@@ -350,9 +357,10 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::Other(t) if super::admin::is_admin(item.operation) => {
             R::Other(super::admin::run(ctx, item.operation, t).await?)
         }
+        // Answered by ops/pending.rs before an item gets here.
         P::Poll(_) | P::Cancel(_) => {
-            return Err(OpError::InvalidField(
-                "no asynchronous operation is pending: kmipd answers synchronously".into(),
+            return Err(OpError::Internal(
+                "Poll and Cancel are answered by the pending table".into(),
             ))
         }
         _ => {
