@@ -173,7 +173,11 @@ impl AccessPolicy {
     pub fn may_run(&self, caller: &Caller, op: Operation) -> Result<(), OpError> {
         use Operation as O;
         let always = [O::DISCOVER_VERSIONS, O::QUERY];
+        // Poll and Cancel act only on the caller's own pending operations,
+        // which its role allowed it to start (ops/pending.rs).
+        let own_pending = [O::POLL, O::CANCEL];
         let allowed = always.contains(&op)
+            || own_pending.contains(&op)
             || match caller.role {
                 Role::Admin => true,
                 // kmipd's vendor operations check the admin role themselves.

@@ -32,8 +32,8 @@ pub struct Running {
     pub tls: Arc<Reloadable>,
     shutdown: watch::Sender<bool>,
     listener: tokio::task::JoinHandle<()>,
-    /// The job runner, the policy scheduler, the metrics listener and the
-    /// certificate watcher.
+    /// The job runner, the policy scheduler, the asynchronous-operation
+    /// worker, the metrics listener and the certificate watcher.
     background: Vec<tokio::task::JoinHandle<()>>,
     /// How long shutdown waits for the last holders of the server state.
     close_deadline: Duration,
@@ -267,6 +267,7 @@ pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Re
         crate::jobs::spawn(server.clone(), job_options, rx.clone()),
         crate::jobs::scheduler::Scheduler::new(server.clone(), config.policies.clone())
             .spawn(rx.clone()),
+        crate::ops::pending::spawn(server.clone(), rx.clone()),
         watcher,
     ];
     let metrics_addr = metrics_addr.map(|(m, task)| {

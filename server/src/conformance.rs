@@ -18,6 +18,9 @@
 //!      sight (two different `$UNIQUE_IDENTIFIER_n` must differ); `$NOW±n`
 //!      must lie between the time the request was sent and the time the
 //!      response came back (±2 s, plus `n`);
+//!    - where an Operation Pending answer carries a correlation-value
+//!      placeholder: bound afresh, since it announces a new operation
+//!      (`async-correlation-rebind`);
 //!    - the response header's Time Stamp, never compared;
 //!    - the named tolerances of [`RULES`], each documented there.
 //!
@@ -109,6 +112,13 @@ pub const RULES: &[Rule] = &[
               response example\", TL-M-1). The server's lists must include every expected \
               value, in any order, and may hold more; Vendor Identification, Server \
               Information and Application Namespaces are the server's own and not compared.",
+    },
+    Rule {
+        name: "async-correlation-rebind",
+        doc: "The files name every asynchronous operation's correlation value \
+              $ASYNCHRONOUS_CORRELATION_VALUE (TC-32 starts three). Each Operation Pending \
+              answer announces a new operation, so there the placeholder binds afresh to the \
+              value the server sent; later Polls and Cancels must use and echo that value.",
     },
     Rule {
         name: "server-clock",
@@ -580,6 +590,12 @@ impl FileRun {
     }
 
     fn check(&mut self, node: &XmlNode, actual: &Ttlv, w: Window) -> Result<(), Failure> {
+        // `async-correlation-rebind`: a pending answer starts a new operation.
+        for name in pending_correlations(node) {
+            if self.bindings.remove(&name).is_some() {
+                self.applied("async-correlation-rebind");
+            }
+        }
         // The expected tree with every value parsed; placeholders take their
         // binding or a dummy (the comparison looks at the XmlNode for them).
         let bindings = &self.bindings;
@@ -1078,6 +1094,32 @@ const LOCATE: u32 = 0x08;
 const QUERY: u32 = 0x18;
 const GET_ATTRIBUTE_LIST: u32 = 0x0C;
 
+/// The correlation-value placeholders of the Operation Pending batch items
+/// of an expected response.
+fn pending_correlations(resp: &XmlNode) -> Vec<String> {
+    let XmlContent::Structure(items) = &resp.content else {
+        return Vec::new();
+    };
+    let leaf = |item: &XmlNode, tag: Tag| -> Option<String> {
+        let XmlContent::Structure(c) = &item.content else {
+            return None;
+        };
+        c.iter()
+            .find(|n| n.tag == tag)
+            .and_then(|n| match &n.content {
+                XmlContent::Leaf { text, .. } => Some(text.clone()),
+                XmlContent::Structure(_) => None,
+            })
+    };
+    items
+        .iter()
+        .filter(|i| i.tag == Tag::BATCH_ITEM)
+        .filter(|i| leaf(i, Tag::RESULT_STATUS).as_deref() == Some("OperationPending"))
+        .filter_map(|i| leaf(i, Tag::ASYNCHRONOUS_CORRELATION_VALUE))
+        .filter(|t| xml::is_placeholder(t))
+        .collect()
+}
+
 fn revoke_item(id: &str) -> Ttlv {
     Ttlv::structure(
         Tag::BATCH_ITEM,
@@ -1351,6 +1393,46 @@ mod tests {
         );
         assert!(run.rules_applied.contains(&"locate-order"));
         assert!(run.rules_applied.contains(&"result-message"));
+    }
+
+    #[test]
+    fn pending_answers_rebind_the_correlation_value() {
+        let pending = r#"<ResponseMessage><BatchItem>
+          <Operation type="Enumeration" value="Locate"/>
+          <ResultStatus type="Enumeration" value="OperationPending"/>
+          <AsynchronousCorrelationValue type="ByteString" value="$ASYNCHRONOUS_CORRELATION_VALUE"/>
+          </BatchItem></ResponseMessage>"#;
+        let node = xml::parse_node(pending).unwrap();
+        let w = Window {
+            sent: 0,
+            received: 0,
+        };
+        let mut run = FileRun::new(&[]);
+        let first =
+            xml::from_xml(&pending.replace("$ASYNCHRONOUS_CORRELATION_VALUE", "01020304")).unwrap();
+        let second =
+            xml::from_xml(&pending.replace("$ASYNCHRONOUS_CORRELATION_VALUE", "0a0b0c0d")).unwrap();
+        run.check(&node, &first, w).ok().unwrap();
+        assert!(!run.rules_applied.contains(&"async-correlation-rebind"));
+        // A second pending operation has its own value.
+        run.check(&node, &second, w).ok().unwrap();
+        assert_eq!(
+            run.bindings.get("$ASYNCHRONOUS_CORRELATION_VALUE"),
+            Some(&Value::ByteString(vec![0x0a, 0x0b, 0x0c, 0x0d]))
+        );
+        assert!(run.rules_applied.contains(&"async-correlation-rebind"));
+        // Elsewhere (a Cancel's echo) the binding is checked as usual.
+        let cancel = r#"<ResponseMessage><BatchItem>
+          <Operation type="Enumeration" value="Cancel"/>
+          <ResultStatus type="Enumeration" value="Success"/>
+          <ResponsePayload>
+          <AsynchronousCorrelationValue type="ByteString" value="$ASYNCHRONOUS_CORRELATION_VALUE"/>
+          <CancellationResult type="Enumeration" value="Canceled"/>
+          </ResponsePayload></BatchItem></ResponseMessage>"#;
+        let node = xml::parse_node(cancel).unwrap();
+        let stale =
+            xml::from_xml(&cancel.replace("$ASYNCHRONOUS_CORRELATION_VALUE", "01020304")).unwrap();
+        assert!(run.check(&node, &stale, w).is_err());
     }
 
     #[test]

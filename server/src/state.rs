@@ -66,6 +66,8 @@ pub struct Server {
     pub jobs: crate::jobs::Jobs,
     /// Object groups: default-member positions and on-demand groups.
     pub groups: crate::groups::Groups,
+    /// Asynchronous operations awaiting Poll (ops/pending.rs).
+    pub pending: crate::ops::pending::Pending,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -93,6 +95,7 @@ impl Server {
             admin: Default::default(),
             jobs: Default::default(),
             groups: Default::default(),
+            pending: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }

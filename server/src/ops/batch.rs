@@ -213,73 +213,29 @@ async fn run(
     };
     let mut ctx = OpCtx::new(server, caller, version, now);
     ctx.principal = principal;
+    // Only a batch's last item may be answered asynchronously: no later item
+    // can then depend on its ID Placeholder (ops/pending.rs).
+    let asynchronous = msg.header.asynchronous_indicator == Some(true);
     let mut out = Vec::with_capacity(msg.items.len());
-    for item in &msg.items {
+    for (n, item) in msg.items.iter().enumerate() {
         let started = Instant::now();
+        let defer = asynchronous && n + 1 == msg.items.len();
         ctx.operation = Some(item.operation);
-        let result = run_item(&mut ctx, item).await;
-        ctx.located_nothing = matches!(
-            &result,
-            Ok(ResponsePayload::Locate(r)) if r.unique_identifiers.is_empty()
-        );
-        let (resp, object, outcome) = match result {
-            Ok(payload) => {
-                let id = payload_id(&payload);
-                if let Some(id) = &id {
-                    ctx.placeholder = Some(id.clone());
-                }
-                (
-                    ResponseBatchItem::success(
-                        item.operation,
-                        item.unique_batch_item_id.clone(),
-                        Some(payload),
-                    ),
-                    id,
-                    "success".to_owned(),
-                )
-            }
-            Err(e) => {
-                if let OpError::Internal(detail) = &e {
-                    tracing::error!(operation = ?item.operation, %detail, "operation failed internally");
-                }
-                let reason = e.reason(version);
-                let name = reason.name().unwrap_or("failure").to_owned();
-                (
-                    ResponseBatchItem::failure(
-                        Some(item.operation),
-                        item.unique_batch_item_id.clone(),
-                        e.status(),
-                        reason,
-                        e.client_message(),
-                    ),
-                    request_id(item),
-                    name,
-                )
-            }
+        let answer = match super::pending::intercept(&mut ctx, item, defer).await {
+            Some(a) => a,
+            None => execute(&mut ctx, item).await,
         };
-        let op_name = item
-            .operation
-            .name()
-            .or_else(|| super::admin::op::name(item.operation))
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{:?}", item.operation));
-        server.metrics.request(
-            item.operation.0,
-            resp.result_reason.map(|r| r.0),
-            started.elapsed(),
+        record(
+            server,
+            caller,
+            &audit_identity,
+            now,
+            item.operation,
+            &answer,
+            started,
         );
-        if item.operation != Operation::DISCOVER_VERSIONS {
-            server.audit.record(Event {
-                time: now,
-                identity: audit_identity.clone(),
-                peer: caller.peer.to_string(),
-                operation: op_name,
-                object,
-                result: outcome.clone(),
-            });
-        }
-        let failed = resp.result_status != ResultStatus::SUCCESS;
-        out.push(resp);
+        let failed = answer.resp.result_status == ResultStatus::OPERATION_FAILED;
+        out.push(answer.resp);
         if failed && option == BatchErrorContinuationOption::STOP {
             break;
         }
@@ -287,7 +243,99 @@ async fn run(
     out
 }
 
-async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<ResponsePayload> {
+/// One batch item's response, with what the audit trail records of it.
+pub(crate) struct Answer {
+    /// The response batch item.
+    pub resp: ResponseBatchItem,
+    /// The Unique Identifier the item produced or named.
+    pub object: Option<String>,
+    /// `success`, `pending` or the Result Reason's name.
+    pub outcome: String,
+}
+
+/// Runs one batch item to completion and answers it; a success that names
+/// an object sets the ID Placeholder.
+pub(crate) async fn execute(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> Answer {
+    let result = run_item(ctx, item).await;
+    ctx.located_nothing = matches!(
+        &result,
+        Ok(ResponsePayload::Locate(r)) if r.unique_identifiers.is_empty()
+    );
+    match result {
+        Ok(payload) => {
+            let id = payload_id(&payload);
+            if let Some(id) = &id {
+                ctx.placeholder = Some(id.clone());
+            }
+            Answer {
+                resp: ResponseBatchItem::success(
+                    item.operation,
+                    item.unique_batch_item_id.clone(),
+                    Some(payload),
+                ),
+                object: id,
+                outcome: "success".to_owned(),
+            }
+        }
+        Err(e) => failed(ctx.version, item, &e),
+    }
+}
+
+/// The answer to an item that failed with `e`.
+pub(crate) fn failed(version: ProtocolVersion, item: &RequestBatchItem, e: &OpError) -> Answer {
+    if let OpError::Internal(detail) = e {
+        tracing::error!(operation = ?item.operation, %detail, "operation failed internally");
+    }
+    let reason = e.reason(version);
+    Answer {
+        resp: ResponseBatchItem::failure(
+            Some(item.operation),
+            item.unique_batch_item_id.clone(),
+            e.status(),
+            reason,
+            e.client_message(),
+        ),
+        object: request_id(item),
+        outcome: reason.name().unwrap_or("failure").to_owned(),
+    }
+}
+
+/// Counts an answered item in the metrics and writes its audit record
+/// (`identity`: the caller's, with its credential principal if any).
+pub(crate) fn record(
+    server: &Server,
+    caller: &Caller,
+    identity: &str,
+    now: i64,
+    operation: Operation,
+    answer: &Answer,
+    started: Instant,
+) {
+    let op_name = operation
+        .name()
+        .or_else(|| super::admin::op::name(operation))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{operation:?}"));
+    server.metrics.request(
+        operation.0,
+        answer.resp.result_reason.map(|r| r.0),
+        started.elapsed(),
+    );
+    if operation != Operation::DISCOVER_VERSIONS {
+        server.audit.record(Event {
+            time: now,
+            identity: identity.to_owned(),
+            peer: caller.peer.to_string(),
+            operation: op_name,
+            object: answer.object.clone(),
+            result: answer.outcome.clone(),
+        });
+    }
+}
+
+/// What every item passes before it runs: critical message extensions must
+/// be understood, and the caller's role must allow the operation.
+pub(crate) fn admit(ctx: &OpCtx<'_>, item: &RequestBatchItem) -> OpResult<()> {
     if let Some(ext) = &item.message_extension {
         if ext.criticality_indicator && ext.vendor_identification != OWN_EXTENSION_VENDOR {
             return Err(OpError::FeatureNotSupported(format!(
@@ -296,7 +344,11 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
             )));
         }
     }
-    ctx.server.policy.may_run(ctx.caller, item.operation)?;
+    ctx.server.policy.may_run(ctx.caller, item.operation)
+}
+
+async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<ResponsePayload> {
+    admit(ctx, item)?;
     use super::{
         attributes as a, create as c, get as g, lifecycle as l, locate as lo, misc as m, query as q,
     };
@@ -328,9 +380,10 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::Other(t) if super::admin::is_admin(item.operation) => {
             R::Other(super::admin::run(ctx, item.operation, t).await?)
         }
+        // Answered by ops/pending.rs before an item gets here.
         P::Poll(_) | P::Cancel(_) => {
-            return Err(OpError::InvalidField(
-                "no asynchronous operation is pending: kmipd answers synchronously".into(),
+            return Err(OpError::Internal(
+                "Poll and Cancel are answered by the pending table".into(),
             ))
         }
         _ => {
@@ -354,7 +407,7 @@ pub(super) fn blocking_section<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The Unique Identifier a successful payload produced or named.
-fn payload_id(p: &ResponsePayload) -> Option<String> {
+pub(crate) fn payload_id(p: &ResponsePayload) -> Option<String> {
     use ResponsePayload as R;
     Some(match p {
         R::Create(r) => r.unique_identifier.clone(),
@@ -381,7 +434,7 @@ fn payload_id(p: &ResponsePayload) -> Option<String> {
 }
 
 /// The Unique Identifier a request named, for the audit of failures.
-fn request_id(item: &RequestBatchItem) -> Option<String> {
+pub(crate) fn request_id(item: &RequestBatchItem) -> Option<String> {
     let t: Ttlv = item.payload.encode(
         kmip::Tag::REQUEST_PAYLOAD,
         kmip::Ctx::new(ProtocolVersion::V1_4),

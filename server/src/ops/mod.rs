@@ -15,6 +15,7 @@ pub mod get;
 pub mod lifecycle;
 pub mod locate;
 pub mod misc;
+pub mod pending;
 pub mod query;
 pub mod reveal;
 pub mod rotation;
@@ -282,6 +283,12 @@ pub(crate) mod test_support {
                 caller,
                 _dir: dir,
             }
+        }
+
+        /// The server, the caller and the directory to keep, for tests that
+        /// need the server in an `Arc` (background tasks).
+        pub fn into_parts(self) -> (Server, Caller, tempfile::TempDir) {
+            (self.server, self.caller, self._dir)
         }
 
         pub fn ctx(&self, version: ProtocolVersion) -> OpCtx<'_> {

@@ -335,3 +335,74 @@ async fn the_audit_names_the_principal_never_the_password() {
     assert!(lines[1].contains(r#""identity":"tester""#), "{text}");
     assert!(!text.contains("password1"), "{text}");
 }
+
+/// One request with Asynchronous Indicator set, as the admin certificate
+/// with `credential`; the whole response batch items.
+async fn send_async(
+    t: &TestServer,
+    credential: Option<Credential>,
+    operation: Operation,
+    payload: P,
+) -> kmip::messages::ResponseBatchItem {
+    let msg = RequestMessage {
+        header: RequestHeader {
+            protocol_version: ProtocolVersion::V1_2,
+            authentication: credential.map(|c| Authentication {
+                credentials: vec![c],
+            }),
+            asynchronous_indicator: Some(true),
+            batch_count: 1,
+            ..Default::default()
+        },
+        items: vec![RequestBatchItem {
+            operation,
+            ephemeral: None,
+            unique_batch_item_id: None,
+            payload,
+            message_extension: None,
+        }],
+    };
+    let bytes = msg.to_ttlv().to_bytes().unwrap();
+    let out = batch::handle(
+        &t.server,
+        Some(&t.caller),
+        &bytes,
+        &Limits::default(),
+        Vec::new(),
+    )
+    .await;
+    ResponseMessage::from_bytes(&out, &Limits::default())
+        .unwrap()
+        .items
+        .remove(0)
+}
+
+#[tokio::test]
+async fn asynchronous_operations_run_under_the_requests_principal() {
+    use kmip::messages::payloads::PollRequest;
+    let t = TestServer::new();
+    let id = created(&t, user("Fred"), Some(DEFAULT_OPERATION_POLICY)).await;
+    // Barney's Archive of Fred's key is accepted for later...
+    let archive = P::Archive(IdRequest {
+        unique_identifier: Some(id.clone()),
+    });
+    let r = send_async(&t, user("Barney"), Operation::ARCHIVE, archive).await;
+    assert_eq!(r.result_status, ResultStatus::OPERATION_PENDING);
+    let value = r
+        .asynchronous_correlation_value
+        .expect("a correlation value");
+    let poll = || {
+        P::Poll(PollRequest {
+            asynchronous_correlation_value: value.clone(),
+        })
+    };
+    // ...is not Fred's to poll...
+    let r = send_async(&t, user("Fred"), Operation::POLL, poll()).await;
+    assert_eq!(r.result_reason, Some(ResultReason::ITEM_NOT_FOUND), "{r:?}");
+    // ...and runs as Barney: refused by the default Operation Policy.
+    let r = send_async(&t, user("Barney"), Operation::POLL, poll()).await;
+    assert_eq!(r.result_status, ResultStatus::OPERATION_FAILED, "{r:?}");
+    assert_eq!(r.result_reason, Some(ResultReason::PERMISSION_DENIED));
+    let o = t.server.catalog.get(&id).unwrap().unwrap();
+    assert!(!o.archived, "Barney's Archive did not happen");
+}

@@ -30,6 +30,9 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::QUERY,
     Operation::DISCOVER_VERSIONS,
     Operation::RNG_RETRIEVE,
+    // Asynchronous replies (ops/pending.rs).
+    Operation::POLL,
+    Operation::CANCEL,
 ];
 
 /// Object types kmipd stores.
