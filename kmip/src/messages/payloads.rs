@@ -705,6 +705,20 @@ crate::kmip_struct! {
     }
 }
 crate::kmip_struct! {
+    /// RNG Seed request (1.3+).
+    pub struct RngSeedRequest {
+        /// Seed offered by the client.
+        data: Bytes = DATA,
+    }
+}
+crate::kmip_struct! {
+    /// RNG Seed response.
+    pub struct RngSeedResponse {
+        /// How many bytes of the seed the server used.
+        data_length: i32 = DATA_LENGTH,
+    }
+}
+crate::kmip_struct! {
     /// Poll request.
     pub struct PollRequest {
         /// Pending operation.
@@ -794,6 +808,7 @@ payload_enum!(
         SIGN => Sign(SignRequest),
         SIGNATURE_VERIFY => SignatureVerify(SignatureVerifyRequest),
         RNG_RETRIEVE => RngRetrieve(RngRetrieveRequest),
+        RNG_SEED => RngSeed(RngSeedRequest),
         POLL => Poll(PollRequest),
         CANCEL => Cancel(CancelRequest),
     }
@@ -831,6 +846,7 @@ payload_enum!(
         SIGN => Sign(SignResponse),
         SIGNATURE_VERIFY => SignatureVerify(SignatureVerifyResponse),
         RNG_RETRIEVE => RngRetrieve(RngRetrieveResponse),
+        RNG_SEED => RngSeed(RngSeedResponse),
         CANCEL => Cancel(CancelResponse),
     }
 );

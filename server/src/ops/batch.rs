@@ -377,6 +377,7 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::ObtainLease(p) => R::ObtainLease(m::obtain_lease(ctx, p)?),
         P::GetUsageAllocation(p) => R::GetUsageAllocation(m::get_usage_allocation(ctx, p).await?),
         P::RngRetrieve(p) => R::RngRetrieve(m::rng_retrieve(p)?),
+        P::RngSeed(p) => R::RngSeed(m::rng_seed(p)?),
         P::Other(t) if super::admin::is_admin(item.operation) => {
             R::Other(super::admin::run(ctx, item.operation, t).await?)
         }

@@ -6,7 +6,7 @@ use crate::model::{names, usage_limits, ManagedObject};
 use kmip::codec::{Bytes, DateTime, Interval};
 use kmip::messages::payloads::{
     CheckRequest, CheckResponse, GetUsageAllocationRequest, IdRequest, IdResponse,
-    ObtainLeaseResponse, RngRetrieveRequest, RngRetrieveResponse,
+    ObtainLeaseResponse, RngRetrieveRequest, RngRetrieveResponse, RngSeedRequest, RngSeedResponse,
 };
 use kmip::tables::State;
 use rand::RngCore;
@@ -161,11 +161,32 @@ pub fn rng_retrieve(p: &RngRetrieveRequest) -> OpResult<RngRetrieveResponse> {
     Ok(RngRetrieveResponse { data: Bytes(data) })
 }
 
+/// RNG Seed (KMIP 1.3): kmipd draws every random byte from the operating
+/// system's CSPRNG and lets no client seed it, so the seed is accepted and
+/// none of it is used (Data Length 0, which the specification allows: the
+/// server reports how much of the seed it used).
+pub fn rng_seed(p: &RngSeedRequest) -> OpResult<RngSeedResponse> {
+    if p.data.0.is_empty() {
+        return Err(OpError::InvalidField("RNG Seed needs Data".into()));
+    }
+    Ok(RngSeedResponse { data_length: 0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kmip::tables::ObjectType;
     use kmip::Value;
+
+    #[test]
+    fn rng_seed_uses_none_of_the_seed() {
+        let r = rng_seed(&RngSeedRequest {
+            data: kmip::codec::Bytes(vec![7; 32]),
+        })
+        .unwrap();
+        assert_eq!(r.data_length, 0);
+        assert!(rng_seed(&RngSeedRequest::default()).is_err());
+    }
 
     #[test]
     fn lease_survives_extreme_client_dates() {

@@ -30,6 +30,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::QUERY,
     Operation::DISCOVER_VERSIONS,
     Operation::RNG_RETRIEVE,
+    Operation::RNG_SEED,
     // Asynchronous replies (ops/pending.rs).
     Operation::POLL,
     Operation::CANCEL,
