@@ -999,6 +999,120 @@ mod tests {
         assert!(matches!(e, OpError::Destroyed(_)), "{e:?}");
     }
 
+    #[tokio::test]
+    async fn batch_dispatches_both_and_sets_the_id_placeholder_to_part_1() {
+        use kmip::messages::payloads::{RequestPayload, ResponsePayload};
+        use kmip::messages::{RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage};
+        use kmip::tables::ResultStatus;
+        let t = TestServer::new();
+        let key = register_key(&t.ctx(V), &h(KEY)).await;
+        let item = |operation, payload| RequestBatchItem {
+            operation,
+            ephemeral: None,
+            unique_batch_item_id: None,
+            payload,
+            message_extension: None,
+        };
+        let msg = RequestMessage {
+            header: RequestHeader {
+                protocol_version: V,
+                batch_count: 2,
+                ..Default::default()
+            },
+            items: vec![
+                item(
+                    Operation::CREATE_SPLIT_KEY,
+                    RequestPayload::CreateSplitKey(split_req(
+                        Some(&key),
+                        3,
+                        2,
+                        SplitKeyMethod::POLYNOMIAL_SHARING_GF_2_8,
+                    )),
+                ),
+                // No Unique Identifier: the ID Placeholder, part 1.
+                item(Operation::GET, RequestPayload::Get(GetRequest::default())),
+            ],
+        };
+        let bytes = msg.to_ttlv().to_bytes().unwrap();
+        let limits = kmip::Limits::default();
+        let out =
+            crate::ops::batch::handle(&t.server, Some(&t.caller), &bytes, &limits, Vec::new())
+                .await;
+        let resp = ResponseMessage::from_bytes(&out, &limits).unwrap();
+        assert!(
+            resp.items
+                .iter()
+                .all(|i| i.result_status == ResultStatus::SUCCESS),
+            "{resp:?}"
+        );
+        let Some(ResponsePayload::CreateSplitKey(c)) = &resp.items[0].payload else {
+            panic!("{resp:?}")
+        };
+        let Some(ResponsePayload::Get(g)) = &resp.items[1].payload else {
+            panic!("{resp:?}")
+        };
+        assert_eq!(g.unique_identifier, c.unique_identifiers[0]);
+        assert_eq!(g.split_key.as_ref().unwrap().key_part_identifier, 1);
+
+        // Join in a batch of its own, then Get the joined key by placeholder.
+        let msg = RequestMessage {
+            header: RequestHeader {
+                protocol_version: V,
+                batch_count: 2,
+                ..Default::default()
+            },
+            items: vec![
+                item(
+                    Operation::JOIN_SPLIT_KEY,
+                    RequestPayload::JoinSplitKey(JoinSplitKeyRequest {
+                        object_type: ObjectType::SYMMETRIC_KEY,
+                        unique_identifiers: c.unique_identifiers[1..].to_vec(),
+                        ..Default::default()
+                    }),
+                ),
+                item(Operation::GET, RequestPayload::Get(GetRequest::default())),
+            ],
+        };
+        let bytes = msg.to_ttlv().to_bytes().unwrap();
+        let out =
+            crate::ops::batch::handle(&t.server, Some(&t.caller), &bytes, &limits, Vec::new())
+                .await;
+        let resp = ResponseMessage::from_bytes(&out, &limits).unwrap();
+        let Some(ResponsePayload::Get(g)) = &resp.items[1].payload else {
+            panic!("{resp:?}")
+        };
+        let sk = g.symmetric_key.as_ref().unwrap();
+        assert_eq!(
+            sk.key_block
+                .key_value
+                .as_ref()
+                .unwrap()
+                .key_bytes()
+                .unwrap(),
+            h(KEY)
+        );
+    }
+
+    #[test]
+    fn query_lists_split_operations_from_1_2() {
+        use crate::ops::query::query;
+        use kmip::messages::payloads::QueryRequest;
+        use kmip::tables::QueryFunction;
+        let t = TestServer::new();
+        let p = QueryRequest {
+            query_functions: vec![QueryFunction::QUERY_OPERATIONS],
+        };
+        for (v, listed) in [
+            (ProtocolVersion::V1_1, false),
+            (ProtocolVersion::V1_2, true),
+            (ProtocolVersion::V2_0, true),
+        ] {
+            let ops = query(&t.ctx(v), &p).operations;
+            assert_eq!(ops.contains(&Operation::CREATE_SPLIT_KEY), listed, "{v:?}");
+            assert_eq!(ops.contains(&Operation::JOIN_SPLIT_KEY), listed, "{v:?}");
+        }
+    }
+
     #[test]
     fn roles_that_create_may_split_and_join() {
         use crate::access::Caller;
