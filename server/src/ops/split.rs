@@ -375,7 +375,7 @@ pub async fn join_split_key(
         first.split_key_method,
         first.prime_field_size.is_some(),
     )?;
-    for part in &parts {
+    for (i, part) in parts.iter().enumerate() {
         let sk = &part.sk;
         if sk.split_key_parts != first.split_key_parts
             || sk.split_key_threshold != first.split_key_threshold
@@ -394,6 +394,14 @@ pub async fn join_split_key(
             return Err(OpError::InvalidField(format!(
                 "part {} has Key Part Identifier {x}, outside 1 to {n}",
                 part.id
+            )));
+        }
+        // Two parts with one identifier come from two splits (XOR would
+        // otherwise join them into a wrong key).
+        if let Some(other) = parts[..i].iter().find(|p| p.sk.key_part_identifier == x) {
+            return Err(OpError::InvalidField(format!(
+                "parts {} and {} are both Key Part {x}: they are not of one split",
+                other.id, part.id
             )));
         }
     }
@@ -910,6 +918,19 @@ mod tests {
             .unwrap()
             .unique_identifiers;
         let e = join(&ctx, &[&a[0], &b[1]], ObjectType::SYMMETRIC_KEY, aes(128))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+        // Same parameters, same Key Part Identifier, two splits.
+        let x1 = create_split_key(&ctx, &split_req(Some(&key), 2, 2, SplitKeyMethod::XOR))
+            .await
+            .unwrap()
+            .unique_identifiers;
+        let x2 = create_split_key(&ctx, &split_req(Some(&key), 2, 2, SplitKeyMethod::XOR))
+            .await
+            .unwrap()
+            .unique_identifiers;
+        let e = join(&ctx, &[&x1[0], &x2[0]], ObjectType::SYMMETRIC_KEY, aes(128))
             .await
             .unwrap_err();
         assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
