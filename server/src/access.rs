@@ -195,6 +195,8 @@ impl AccessPolicy {
                     O::ACTIVATE,
                     O::LOCATE,
                     O::CHECK,
+                    O::CREATE_SPLIT_KEY,
+                    O::JOIN_SPLIT_KEY,
                 ]
                 .contains(&op),
                 Role::Host => [O::GET, O::GET_ATTRIBUTES].contains(&op),

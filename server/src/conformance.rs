@@ -88,12 +88,14 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "generated-key-material",
         doc: "Keys the server generates (Create, Create Key Pair, Re-key, Re-key Key Pair, \
-              Derive Key) are random: in a response payload about such an object (its \
+              Derive Key) are random, and so are the parts Create Split Key makes (random \
+              polynomial coefficients or XOR masks, even of a registered key: TC-SJ-2-12, \
+              TC-SJ-4-12): in a response payload about such an object (its \
               Unique Identifier was returned by one of those operations in this file or an \
               earlier file of the same run: TL-M-3 reads the key TL-M-2 generated; or a \
               Locate returned it and the run had not seen it before, so it is the server's \
-              own: TC-151's fresh member of the default group), Key Material and Digest Value byte strings may differ from the expected ones; \
-              their length must agree.",
+              own: TC-151's fresh member of the default group), Key Material and Digest \
+              Value byte strings may differ from the expected ones; their length must agree.",
     },
     Rule {
         name: "repeat",
@@ -109,6 +111,15 @@ pub const RULES: &[Rule] = &[
         name: "random-data",
         doc: "The Data of an RNG Retrieve response is random (CS-RNG-M-1): it may differ \
               from the expected bytes; its length must agree.",
+    },
+    Rule {
+        name: "get-response-identifier",
+        doc: "TC-SJ-2-12 and TC-SJ-4-12 record the response to their Get of \
+              $UNIQUE_IDENTIFIER_4 (step 6) as naming $UNIQUE_IDENTIFIER_1, a recording slip: \
+              the rest of that response is part 4, and their other Gets name the object \
+              asked for. In a Get response, an expected $UNIQUE_IDENTIFIER_n already bound \
+              to another object matches when the server returned exactly the Unique \
+              Identifier the request named.",
     },
     Rule {
         name: "query-capabilities",
@@ -447,6 +458,9 @@ struct FileRun {
     run_start: i64,
     rules_applied: Vec<&'static str>,
     version: Option<Ttlv>,
+    /// The Unique Identifier the current request's payload names
+    /// (`get-response-identifier`).
+    requested_id: Option<Value>,
 }
 
 /// The window of one step: request sent, response received.
@@ -479,6 +493,7 @@ impl FileRun {
             run_start: now_secs(),
             rules_applied: Vec::new(),
             version: None,
+            requested_id: None,
         }
     }
 
@@ -542,6 +557,11 @@ impl FileRun {
         };
         let sent = now_secs();
         let req = self.request(node, sent).map_err(Failure::Error)?;
+        self.requested_id = req
+            .child(Tag::BATCH_ITEM)
+            .and_then(|i| i.child(Tag::REQUEST_PAYLOAD))
+            .and_then(|p| p.child(Tag::UNIQUE_IDENTIFIER))
+            .map(|u| u.value.clone());
         if self.version.is_none() {
             self.version = req
                 .child(Tag::REQUEST_HEADER)
@@ -654,6 +674,15 @@ impl FileRun {
                     ));
                 }
                 if xml::is_placeholder(text) {
+                    if operation == Some(GET)
+                        && exp.tag == Tag::UNIQUE_IDENTIFIER
+                        && text.starts_with("$UNIQUE_IDENTIFIER")
+                        && self.bindings.get(text).is_some_and(|b| *b != act.value)
+                        && self.requested_id.as_ref() == Some(&act.value)
+                    {
+                        self.applied("get-response-identifier");
+                        return Ok(());
+                    }
                     return self.placeholder(text, act, table_tag, w, path);
                 }
                 if exp.value == act.value {
@@ -1107,6 +1136,7 @@ const LOCATE: u32 = 0x08;
 const RNG_RETRIEVE: u32 = 0x25;
 const QUERY: u32 = 0x18;
 const GET_ATTRIBUTE_LIST: u32 = 0x0C;
+const GET: u32 = 0x0A;
 
 /// The correlation-value placeholders of the Operation Pending batch items
 /// of an expected response.
@@ -1225,7 +1255,7 @@ fn dummy(t: ItemType) -> Option<Value> {
 }
 
 /// Operations whose new objects hold key material the server generated.
-const GENERATING: &[u32] = &[0x01, 0x02, 0x04, 0x05, 0x1D];
+const GENERATING: &[u32] = &[0x01, 0x02, 0x04, 0x05, 0x1D, 0x28];
 
 fn name_of(tag: Tag) -> String {
     xml::element_name(tag).unwrap_or_else(|| format!("0x{:06X}", tag.0))
@@ -1370,6 +1400,50 @@ mod tests {
         let late = Ttlv::date_time(Tag::ACTIVATION_DATE, 200);
         run.compare(&t, &ok, &ok, t.tag, w, &mut p, None).unwrap();
         assert!(run.compare(&t, &ok, &late, t.tag, w, &mut p, None).is_err());
+    }
+
+    #[test]
+    fn get_response_may_name_the_requested_object_over_a_misrecorded_id() {
+        let mut run = FileRun::new(&[]);
+        let w = Window {
+            sent: 100,
+            received: 101,
+        };
+        run.bindings.insert(
+            "$UNIQUE_IDENTIFIER_1".into(),
+            Value::TextString("p1".into()),
+        );
+        run.bindings.insert(
+            "$UNIQUE_IDENTIFIER_4".into(),
+            Value::TextString("p4".into()),
+        );
+        let n = leaf(
+            Tag::UNIQUE_IDENTIFIER,
+            ItemType::TextString,
+            "$UNIQUE_IDENTIFIER_1",
+        );
+        let exp = Ttlv::text(Tag::UNIQUE_IDENTIFIER, "p1");
+        let p4 = Ttlv::text(Tag::UNIQUE_IDENTIFIER, "p4");
+        let other = Ttlv::text(Tag::UNIQUE_IDENTIFIER, "zz");
+        let mut p = Vec::new();
+        // Not a Get, or no request naming p4: a mismatch.
+        run.requested_id = Some(p4.value.clone());
+        assert!(run.compare(&n, &exp, &p4, n.tag, w, &mut p, None).is_err());
+        run.requested_id = None;
+        assert!(run
+            .compare(&n, &exp, &p4, n.tag, w, &mut p, Some(GET))
+            .is_err());
+        // A Get of p4 answered with p4: the file's slip is tolerated...
+        run.requested_id = Some(p4.value.clone());
+        run.compare(&n, &exp, &p4, n.tag, w, &mut p, Some(GET))
+            .unwrap();
+        assert_eq!(run.rules_applied, ["get-response-identifier"]);
+        // ... a Get of p4 answered with another object is not.
+        assert!(run
+            .compare(&n, &exp, &other, n.tag, w, &mut p, Some(GET))
+            .is_err());
+        // The binding is untouched.
+        assert_eq!(run.bindings["$UNIQUE_IDENTIFIER_1"], exp.value);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod listener;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod sharing;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -15,8 +15,8 @@ use super::objects::{
 use crate::codec::{Bytes, Ctx, DateTime, Field, Interval, ProtocolVersion, Result, Single};
 use crate::tables::{
     CancellationResult, CryptographicUsageMask, KeyCompressionType, KeyFormatType, KeyWrapType,
-    ObjectGroupMember, ObjectType, Operation, QueryFunction, StorageStatusMask, Tag,
-    ValidityIndicator,
+    ObjectGroupMember, ObjectType, Operation, QueryFunction, SecretDataType, SplitKeyMethod,
+    StorageStatusMask, Tag, ValidityIndicator,
 };
 use crate::ttlv::{Error, Ttlv};
 
@@ -742,6 +742,66 @@ crate::kmip_struct! {
     }
 }
 
+crate::kmip_struct! {
+    /// Create Split Key request (1.2+): split a new key, or the existing
+    /// object named by the Unique Identifier, into Split Key objects.
+    pub struct CreateSplitKeyRequest {
+        /// Always Split Key.
+        object_type: ObjectType = OBJECT_TYPE,
+        /// The object to split; none: the server generates a key.
+        unique_identifier: Option<String> = UNIQUE_IDENTIFIER,
+        /// N: how many parts.
+        split_key_parts: i32 = SPLIT_KEY_PARTS,
+        /// M: how many parts rebuild the key.
+        split_key_threshold: i32 = SPLIT_KEY_THRESHOLD,
+        /// How the key is split.
+        split_key_method: SplitKeyMethod = SPLIT_KEY_METHOD,
+        /// The prime of Polynomial Sharing Prime Field.
+        prime_field_size: Option<crate::ttlv::BigInt> = PRIME_FIELD_SIZE,
+        /// 1.x attributes of the parts.
+        template_attribute: Option<TemplateAttribute> = TEMPLATE_ATTRIBUTE,
+        /// 2.x attributes of the parts.
+        attributes: Option<Attributes> = ATTRIBUTES,
+        /// 2.x protection storage masks.
+        protection_storage_masks: Option<Ttlv> = PROTECTION_STORAGE_MASKS,
+    }
+}
+crate::kmip_struct! {
+    /// Create Split Key response: the parts, in Key Part Identifier order.
+    pub struct CreateSplitKeyResponse {
+        /// One identifier per part.
+        unique_identifiers: Vec<String> = UNIQUE_IDENTIFIER,
+        /// Implicit attributes (1.x).
+        template_attribute: Option<TemplateAttribute> = TEMPLATE_ATTRIBUTE,
+    }
+}
+crate::kmip_struct! {
+    /// Join Split Key request (1.2+): rebuild an object from Split Keys.
+    pub struct JoinSplitKeyRequest {
+        /// Symmetric Key or Secret Data.
+        object_type: ObjectType = OBJECT_TYPE,
+        /// The parts to join.
+        unique_identifiers: Vec<String> = UNIQUE_IDENTIFIER,
+        /// The Secret Data Type of a Secret Data result.
+        secret_data_type: Option<SecretDataType> = SECRET_DATA_TYPE,
+        /// 1.x attributes of the result.
+        template_attribute: Option<TemplateAttribute> = TEMPLATE_ATTRIBUTE,
+        /// 2.x attributes of the result.
+        attributes: Option<Attributes> = ATTRIBUTES,
+        /// 2.x protection storage masks.
+        protection_storage_masks: Option<Ttlv> = PROTECTION_STORAGE_MASKS,
+    }
+}
+crate::kmip_struct! {
+    /// Join Split Key response.
+    pub struct JoinSplitKeyResponse {
+        /// The joined object.
+        unique_identifier: String = UNIQUE_IDENTIFIER,
+        /// Implicit attributes (1.x).
+        template_attribute: Option<TemplateAttribute> = TEMPLATE_ATTRIBUTE,
+    }
+}
+
 macro_rules! payload_enum {
     ($(#[$doc:meta])* $enum:ident { $($op:ident => $var:ident($ty:ty),)* }) => {
         $(#[$doc])*
@@ -811,6 +871,8 @@ payload_enum!(
         RNG_SEED => RngSeed(RngSeedRequest),
         POLL => Poll(PollRequest),
         CANCEL => Cancel(CancelRequest),
+        CREATE_SPLIT_KEY => CreateSplitKey(CreateSplitKeyRequest),
+        JOIN_SPLIT_KEY => JoinSplitKey(JoinSplitKeyRequest),
     }
 );
 
@@ -848,5 +910,94 @@ payload_enum!(
         RNG_RETRIEVE => RngRetrieve(RngRetrieveResponse),
         RNG_SEED => RngSeed(RngSeedResponse),
         CANCEL => Cancel(CancelResponse),
+        CREATE_SPLIT_KEY => CreateSplitKey(CreateSplitKeyResponse),
+        JOIN_SPLIT_KEY => JoinSplitKey(JoinSplitKeyResponse),
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::attributes::Attribute;
+    use crate::ttlv::Value;
+
+    fn round_trip<P: Field + PartialEq + std::fmt::Debug>(p: &P, tag: Tag, v: ProtocolVersion) {
+        let ctx = Ctx::new(v);
+        let t = p.encode(tag, ctx);
+        let bytes = t.to_bytes().expect("encodes");
+        let back = crate::ttlv::decode(&bytes, &crate::ttlv::Limits::default()).expect("decodes");
+        assert_eq!(&P::decode(&back, ctx).expect("typed decode"), p, "{v:?}");
+    }
+
+    #[test]
+    fn create_split_key_payloads_round_trip_in_1x_and_2x() {
+        let one_x = CreateSplitKeyRequest {
+            object_type: ObjectType::SPLIT_KEY,
+            unique_identifier: Some("k1".into()),
+            split_key_parts: 5,
+            split_key_threshold: 3,
+            split_key_method: SplitKeyMethod::POLYNOMIAL_SHARING_GF_2_8,
+            template_attribute: Some(TemplateAttribute {
+                names: Vec::new(),
+                attributes: vec![Attribute::new("Cryptographic Length", Value::Integer(128))],
+            }),
+            ..Default::default()
+        };
+        round_trip(&one_x, Tag::REQUEST_PAYLOAD, ProtocolVersion::V1_2);
+        let two_x = CreateSplitKeyRequest {
+            template_attribute: None,
+            attributes: Some(Attributes(vec![Attribute::new(
+                "Cryptographic Length",
+                Value::Integer(256),
+            )])),
+            prime_field_size: Some(crate::ttlv::BigInt::from_be_bytes(&[0x01, 0x01])),
+            split_key_method: SplitKeyMethod::POLYNOMIAL_SHARING_PRIME_FIELD,
+            ..one_x.clone()
+        };
+        round_trip(&two_x, Tag::REQUEST_PAYLOAD, ProtocolVersion::V2_0);
+        let resp = CreateSplitKeyResponse {
+            unique_identifiers: vec!["a".into(), "b".into(), "c".into()],
+            template_attribute: None,
+        };
+        round_trip(&resp, Tag::RESPONSE_PAYLOAD, ProtocolVersion::V1_2);
+        // The identifiers keep their order on the wire.
+        let t = resp.encode(Tag::RESPONSE_PAYLOAD, Ctx::new(ProtocolVersion::V1_2));
+        let ids: Vec<_> = t
+            .children()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_text().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn join_split_key_payloads_round_trip_and_dispatch() {
+        let req = JoinSplitKeyRequest {
+            object_type: ObjectType::SECRET_DATA,
+            unique_identifiers: vec!["p1".into(), "p3".into()],
+            secret_data_type: Some(SecretDataType::PASSWORD),
+            ..Default::default()
+        };
+        round_trip(&req, Tag::REQUEST_PAYLOAD, ProtocolVersion::V1_2);
+        round_trip(&req, Tag::REQUEST_PAYLOAD, ProtocolVersion::V2_1);
+        let resp = JoinSplitKeyResponse {
+            unique_identifier: "joined".into(),
+            template_attribute: None,
+        };
+        round_trip(&resp, Tag::RESPONSE_PAYLOAD, ProtocolVersion::V1_2);
+        // The batch item's Operation selects the typed payload.
+        let ctx = Ctx::new(ProtocolVersion::V1_2);
+        let item = req.encode(Tag::REQUEST_PAYLOAD, ctx);
+        match RequestPayload::decode(Operation::JOIN_SPLIT_KEY, &item, ctx).unwrap() {
+            RequestPayload::JoinSplitKey(p) => assert_eq!(p, req),
+            other => panic!("{other:?}"),
+        }
+        // A Create Split Key request without its required fields is refused.
+        let bare = Ttlv::structure(
+            Tag::REQUEST_PAYLOAD,
+            vec![Ttlv::enumeration(Tag::OBJECT_TYPE, ObjectType::SPLIT_KEY.0)],
+        );
+        assert!(RequestPayload::decode(Operation::CREATE_SPLIT_KEY, &bare, ctx).is_err());
+    }
+}

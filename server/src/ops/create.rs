@@ -18,7 +18,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 /// Byte length of a new symmetric key of `alg` and `bits`, or why not.
-fn key_len(alg: CryptographicAlgorithm, bits: i32) -> OpResult<usize> {
+pub(super) fn key_len(alg: CryptographicAlgorithm, bits: i32) -> OpResult<usize> {
     let ok = match alg {
         CryptographicAlgorithm::AES => matches!(bits, 128 | 192 | 256),
         CryptographicAlgorithm::V_3DES => matches!(bits, 112 | 168 | 192),
@@ -53,8 +53,9 @@ fn new_id() -> String {
 
 /// Where a new object's content comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    /// Generated here (Create, Re-key): its Original Creation Date is now.
+pub(super) enum Origin {
+    /// Generated here (Create, Re-key, Create and Join Split Key): its
+    /// Original Creation Date is now.
     Generated,
     /// Registered by a client: made elsewhere, at a time only the client
     /// knows (KMIP 1.2+: the client may give an Original Creation Date;
@@ -64,7 +65,7 @@ enum Origin {
 
 /// Builds a new object's metadata from the client's attributes and the
 /// server-set ones; the state follows the Activation Date.
-fn new_object(
+pub(super) fn new_object(
     ctx: &OpCtx<'_>,
     object_type: ObjectType,
     client: Vec<Attribute>,
@@ -139,7 +140,7 @@ pub fn digest(object: &Object) -> Option<Value> {
 
 /// Sets the attributes kmipd derives from the content: Digest, and the
 /// Lease Time of keys.
-fn derive_from_content(o: &mut ManagedObject, object: &Object) {
+pub(super) fn derive_from_content(o: &mut ManagedObject, object: &Object) {
     if let Some(d) = digest(object) {
         o.set(names::DIGEST, d);
     }
@@ -290,6 +291,9 @@ pub async fn register(ctx: &OpCtx<'_>, p: &RegisterRequest) -> OpResult<Register
         // 2.2.6); its other attributes wait in it for the objects created
         // with it.
         attrs.extend(template_own_attributes(&t.attributes));
+    }
+    if let Object::SplitKey(sk) = &object {
+        super::split::check_split_key(sk)?;
     }
     if let Object::Certificate(c) = &object {
         attrs.push(Attribute::new(

@@ -19,6 +19,7 @@ pub mod pending;
 pub mod query;
 pub mod reveal;
 pub mod rotation;
+pub mod split;
 pub mod status;
 pub mod usage;
 

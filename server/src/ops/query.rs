@@ -36,6 +36,9 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::CANCEL,
 ];
 
+/// Operations kmipd implements that KMIP 1.2 introduced.
+pub const OPERATIONS_1_2: &[Operation] = &[Operation::CREATE_SPLIT_KEY, Operation::JOIN_SPLIT_KEY];
+
 /// Object types kmipd stores.
 pub const OBJECT_TYPES: &[ObjectType] = &[
     ObjectType::SYMMETRIC_KEY,
@@ -70,6 +73,9 @@ pub fn query(ctx: &OpCtx<'_>, p: &QueryRequest) -> QueryResponse {
         match *f {
             QueryFunction::QUERY_OPERATIONS => {
                 r.operations = OPERATIONS.to_vec();
+                if ctx.version >= ProtocolVersion::V1_2 {
+                    r.operations.extend_from_slice(OPERATIONS_1_2);
+                }
                 if ctx.version.is_2x() {
                     r.operations.push(Operation::SET_ATTRIBUTE);
                 }
