@@ -5,9 +5,10 @@
 //! kmipd's policy for the default member is round-robin: members in
 //! creation order, and the default one is the first member created after
 //! the one a Get last retrieved (wrapping to the oldest). The position is
-//! kept in memory per group, from the first Locate that asks for a group's
-//! default member; a restart begins again at the oldest member. Fresh
-//! members are served oldest first.
+//! kept in memory per tenant (the caller's access group) and object group,
+//! from the first Locate that finds members of a group's default one, so
+//! one tenant's Gets never move another's; a restart begins again at the
+//! oldest member. Fresh members are served oldest first.
 
 use crate::config::ObjectGroupConfig;
 use crate::model::{names, ManagedObject};
@@ -19,13 +20,20 @@ use std::sync::RwLock;
 /// whatever clients name their groups).
 pub const MAX_TRACKED_GROUPS: usize = 10_000;
 
+/// Longest object group name whose position is tracked (as configuration
+/// allows for on-demand groups).
+pub const MAX_GROUP_NAME: usize = 256;
+
+/// A tracked position: the caller's access group and the object group.
+type Slot = (String, String);
+
 /// Object-group state shared by every connection.
 #[derive(Debug, Default)]
 pub struct Groups {
     pools: Vec<ObjectGroupConfig>,
     /// Group → creation stamp of the member a Get last retrieved (`None`:
     /// tracked, nothing retrieved since).
-    cursors: RwLock<HashMap<String, Option<i64>>>,
+    cursors: RwLock<HashMap<Slot, Option<i64>>>,
 }
 
 impl Groups {
@@ -42,23 +50,29 @@ impl Groups {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    /// Starts tracking `group`'s default member (a Locate asked for it) and
-    /// returns the creation stamp of the member last retrieved.
-    pub fn track(&self, group: &str) -> Option<i64> {
-        if let Some(c) = self.read().get(group) {
+    /// Starts tracking the default member of object group `group` for the
+    /// tenant `tenant` (a Locate found members of it) and returns the
+    /// creation stamp of the member last retrieved.
+    pub fn track(&self, tenant: &str, group: &str) -> Option<i64> {
+        if group.len() > MAX_GROUP_NAME {
+            return None;
+        }
+        let slot = (tenant.to_owned(), group.to_owned());
+        if let Some(c) = self.read().get(&slot) {
             return *c;
         }
         let mut w = self.cursors.write().unwrap_or_else(|p| p.into_inner());
         if w.len() < MAX_TRACKED_GROUPS {
-            w.entry(group.to_owned()).or_insert(None);
+            w.entry(slot.clone()).or_insert(None);
         }
-        w.get(group).copied().flatten()
+        w.get(&slot).copied().flatten()
     }
 
-    /// A Get retrieved `o`: a tracked group it belongs to moves its default
-    /// past it. Objects outside tracked groups cost one map lookup under a
-    /// shared lock (vCenter's keys have no group and skip even that).
-    pub fn retrieved(&self, o: &ManagedObject) {
+    /// A Get by a caller of tenant `tenant` retrieved `o`: a tracked group
+    /// of that tenant it belongs to moves its default past it. Objects
+    /// outside tracked groups cost one map lookup under a shared lock
+    /// (vCenter's keys have no group and skip even that).
+    pub fn retrieved(&self, tenant: &str, o: &ManagedObject) {
         let mut groups = o
             .all(names::OBJECT_GROUP)
             .filter_map(|a| a.text())
@@ -66,22 +80,30 @@ impl Groups {
         if groups.peek().is_none() {
             return;
         }
-        let tracked: Vec<&str> = {
+        let tracked: Vec<Slot> = {
             let r = self.read();
-            groups.filter(|g| r.contains_key(*g)).collect()
+            groups
+                .map(|g| (tenant.to_owned(), g.to_owned()))
+                .filter(|slot| r.contains_key(slot))
+                .collect()
         };
         if tracked.is_empty() {
             return;
         }
         let mut w = self.cursors.write().unwrap_or_else(|p| p.into_inner());
-        for g in tracked {
-            if let Some(c) = w.get_mut(g) {
+        for slot in tracked {
+            if let Some(c) = w.get_mut(&slot) {
                 *c = Some(o.created);
             }
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Option<i64>>> {
+    /// How many positions are tracked.
+    pub fn tracked(&self) -> usize {
+        self.read().len()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Slot, Option<i64>>> {
         self.cursors.read().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -143,29 +165,52 @@ mod tests {
     #[test]
     fn only_tracked_groups_move_and_only_on_their_members() {
         let g = Groups::default();
-        g.retrieved(&member("x", 5, Some("g1")));
-        assert_eq!(g.track("g1"), None, "an untracked group keeps no position");
-        g.retrieved(&member("a", 10, Some("g1")));
-        assert_eq!(g.track("g1"), Some(10));
-        g.retrieved(&member("b", 20, Some("other")));
-        g.retrieved(&member("c", 30, None));
-        assert_eq!(g.track("g1"), Some(10), "other groups' Gets do not move it");
+        g.retrieved("t", &member("x", 5, Some("g1")));
+        assert_eq!(
+            g.track("t", "g1"),
+            None,
+            "an untracked group keeps no position"
+        );
+        g.retrieved("t", &member("a", 10, Some("g1")));
+        assert_eq!(g.track("t", "g1"), Some(10));
+        g.retrieved("t", &member("b", 20, Some("other")));
+        g.retrieved("t", &member("c", 30, None));
+        assert_eq!(
+            g.track("t", "g1"),
+            Some(10),
+            "other groups' Gets do not move it"
+        );
         assert_eq!(
             g.read().len(),
             1,
             "ungrouped and untracked objects add nothing"
         );
+        // Another tenant's group of the same name is its own.
+        g.retrieved("u", &member("d", 40, Some("g1")));
+        assert_eq!(
+            g.track("t", "g1"),
+            Some(10),
+            "tenant u's Get does not move t's"
+        );
+        assert_eq!(g.track("u", "g1"), None);
+        g.retrieved("u", &member("d", 40, Some("g1")));
+        assert_eq!(g.track("u", "g1"), Some(40));
+        assert_eq!(g.track("t", "g1"), Some(10));
+        // Names too long are not tracked.
+        let long = "n".repeat(MAX_GROUP_NAME + 1);
+        assert_eq!(g.track("t", &long), None);
+        assert!(!g.read().keys().any(|(_, n)| n == &long));
     }
 
     #[test]
     fn tracked_groups_are_bounded() {
         let g = Groups::default();
         for i in 0..MAX_TRACKED_GROUPS + 10 {
-            g.track(&format!("g{i}"));
+            g.track("t", &format!("g{i}"));
         }
         assert_eq!(g.read().len(), MAX_TRACKED_GROUPS);
         let late = format!("g{}", MAX_TRACKED_GROUPS + 5);
-        g.retrieved(&member("a", 1, Some(&late)));
-        assert_eq!(g.track(&late), None);
+        g.retrieved("t", &member("a", 1, Some(&late)));
+        assert_eq!(g.track("t", &late), None);
     }
 }

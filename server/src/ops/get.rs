@@ -112,7 +112,7 @@ pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
         .fetches
         .note(&ctx.server.catalog, &o.id, ctx.now);
     // Round-robin of object groups' default members moves past it.
-    ctx.server.groups.retrieved(&o);
+    ctx.server.groups.retrieved(&ctx.caller.group, &o);
     Ok(r)
 }
 

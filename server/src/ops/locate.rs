@@ -148,16 +148,16 @@ pub fn locate(ctx: &OpCtx<'_>, p: &LocateRequest) -> OpResult<LocateResponse> {
     let fresh_only = p.object_group_member == Some(ObjectGroupMember::GROUP_MEMBER_FRESH);
     // Object Group Member orders group members oldest first; for the
     // default member, round-robin from the member a Get last retrieved.
+    // The position is tracked only once members were found (page()).
     let order = match p.object_group_member {
         None => Order::NewestFirst,
-        Some(m) if m == ObjectGroupMember::GROUP_MEMBER_DEFAULT => Order::Members {
-            after: filters
+        Some(m) if m == ObjectGroupMember::GROUP_MEMBER_DEFAULT => Order::Default {
+            group: filters
                 .iter()
                 .find(|f| f.name == names::OBJECT_GROUP)
-                .and_then(|f| f.text())
-                .and_then(|g| ctx.server.groups.track(g)),
+                .and_then(|f| f.text()),
         },
-        Some(_) => Order::Members { after: None },
+        Some(_) => Order::Members,
     };
     if filters.is_empty() && !fresh_only && ctx.principal.is_none() {
         // Everything the caller may see: served from the indexes alone, so
@@ -230,6 +230,10 @@ pub async fn locate_or_make(ctx: &mut OpCtx<'_>, p: &LocateRequest) -> OpResult<
         || p.object_group_member != Some(ObjectGroupMember::GROUP_MEMBER_FRESH)
         || p.offset_items.is_some_and(|o| o > 0)
         || p.maximum_items.is_some_and(|m| m < 0)
+        // A new key is on-line: a Locate of archived objects would never
+        // find the one it made.
+        || p.storage_status_mask
+            .is_some_and(|m| !m.contains(StorageStatusMask::ON_LINE_STORAGE))
     {
         return Ok(found);
     }
@@ -304,11 +308,14 @@ pub async fn locate_or_make(ctx: &mut OpCtx<'_>, p: &LocateRequest) -> OpResult<
 
 /// How Locate orders its matches.
 #[derive(Debug, Clone, Copy)]
-enum Order {
+enum Order<'a> {
     /// Newest first (the identifier breaks ties, so paging is stable).
     NewestFirst,
-    /// Object Group Member: oldest first, rotated past `after`.
-    Members { after: Option<i64> },
+    /// Object Group Member Fresh: oldest first.
+    Members,
+    /// Object Group Member Default: oldest first, rotated past the member
+    /// of `group` a Get last retrieved (groups.rs).
+    Default { group: Option<&'a str> },
 }
 
 /// Objects the caller may see, not destroyed, in the storage the mask asks
@@ -365,11 +372,18 @@ fn page(
     ctx: &OpCtx<'_>,
     p: &LocateRequest,
     mut found: Vec<(i64, String)>,
-    order: Order,
+    order: Order<'_>,
 ) -> LocateResponse {
     match order {
         Order::NewestFirst => found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1))),
-        Order::Members { after } => crate::groups::order_members(&mut found, after),
+        Order::Members => crate::groups::order_members(&mut found, None),
+        Order::Default { group } => {
+            let after = match group {
+                Some(g) if !found.is_empty() => ctx.server.groups.track(&ctx.caller.group, g),
+                _ => None,
+            };
+            crate::groups::order_members(&mut found, after)
+        }
     }
     let total = found.len();
     let offset = p.offset_items.unwrap_or(0).max(0) as usize;
@@ -503,6 +517,12 @@ mod tests {
                 ids[0].clone()
             ]
         );
+        // A group with no member the caller sees is not tracked: clients
+        // cannot grow the positions with names of their choosing.
+        let before = t.server.groups.tracked();
+        let none = group_request("no-such-group", ObjectGroupMember::GROUP_MEMBER_DEFAULT);
+        assert_eq!(locate_one(&t, &none).await, None);
+        assert_eq!(t.server.groups.tracked(), before);
         // Locate alone does not move it; only a Get does.
         assert_eq!(
             locate_one(&t, &default).await.as_deref(),
@@ -564,6 +584,9 @@ mod tests {
             Value::Integer(128),
         ));
         assert_eq!(locate_one(&t, &named).await, None);
+        let mut archived = fresh.clone();
+        archived.storage_status_mask = Some(StorageStatusMask::ARCHIVAL_STORAGE);
+        assert_eq!(locate_one(&t, &archived).await, None);
         let default = group_request("default", ObjectGroupMember::GROUP_MEMBER_DEFAULT);
         assert!(locate_one(&t, &default).await.is_some(), "existing members");
         assert_eq!(count(), before);
