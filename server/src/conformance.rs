@@ -522,7 +522,7 @@ impl FileRun {
                     };
                     let deadline = std::time::Instant::now() + REPEAT_FOR;
                     loop {
-                        let before = self.bindings.clone();
+                        let before = (self.bindings.clone(), self.generated.len(), self.seen.len());
                         match self.check(node, &actual, w) {
                             Ok(()) => break,
                             Err(e) if !retry || std::time::Instant::now() >= deadline => {
@@ -531,7 +531,9 @@ impl FileRun {
                             Err(_) => {
                                 // Sent again as the recording client did;
                                 // nothing the failed comparison bound stays.
-                                self.bindings = before;
+                                self.bindings = before.0;
+                                self.generated.truncate(before.1);
+                                self.seen.truncate(before.2);
                                 self.applied("repeat");
                                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                                 (actual, w) =

@@ -194,6 +194,8 @@ impl Scheduler {
             if !matches
                 || o.object_type != ObjectType::SYMMETRIC_KEY
                 || o.archived
+                // Metadata-only keys (KMIP 1.2) have no value to re-key.
+                || o.key_value_absent()
                 || o.stored_state() != State::ACTIVE
                 || has_replacement(&o)
                 || !due

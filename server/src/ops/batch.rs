@@ -222,7 +222,10 @@ async fn run(
         let defer = asynchronous && n + 1 == msg.items.len();
         ctx.operation = Some(item.operation);
         let answer = match super::pending::intercept(&mut ctx, item, defer).await {
-            Some(a) => a,
+            Some(a) => {
+                ctx.located_nothing = false;
+                a
+            }
             None => execute(&mut ctx, item).await,
         };
         record(

@@ -12,8 +12,12 @@
 //! Such an item is answered at once with Result Status Operation Pending and
 //! an Asynchronous Correlation Value (16 random bytes, unguessable). The
 //! operation is then run in the background by [`spawn`]'s worker, one at a
-//! time in arrival order, or by the caller's Poll if the worker has not
-//! started it yet. Poll answers with the original operation's response,
+//! time in arrival order, or started by the caller's Poll if the worker has
+//! not started it yet (in a task of its own, so that a Poll abandoned by its
+//! client or its deadline never leaves it half run; a panic ends the entry
+//! as a General Failure). A Locate for a fresh group member is always
+//! answered synchronously: it may make one (on-demand object groups).
+//! Poll answers with the original operation's response,
 //! exactly as a synchronous answer would have been (its Operation is the
 //! original one); while the operation still runs, Poll waits up to
 //! [`Bounds::wait`] (2 s), then answers Operation Pending without a payload.
@@ -43,7 +47,9 @@
 //! Response Too Large failure.
 //!
 //! Identity. Only the identity that started an operation (same identity
-//! name, role and group) may Poll or Cancel it; to anyone else the value is
+//! name, role and group, and the same credential principal, under which it
+//! also runs) may Poll or Cancel it; the per-caller cap counts by
+//! certificate, whatever principals it names; to anyone else the value is
 //! unknown (Item Not Found, Unavailable), exactly as a value never issued.
 
 use super::batch::{self, Answer};
@@ -132,7 +138,11 @@ enum Stage {
 }
 
 struct Entry {
+    /// The caller qualified by its credential principal (Poll and Cancel).
     owner: Caller,
+    /// The certificate's caller: the per-caller cap counts by it, since
+    /// principals are labels a certificate holder chooses.
+    certificate: Caller,
     /// The credential principal it runs under (the default Operation Policy).
     principal: Option<String>,
     version: ProtocolVersion,
@@ -192,8 +202,12 @@ impl Table {
 /// request's credential principal (as the audit names it), so that two
 /// principals behind one certificate do not see each other's operations.
 fn owner_of(ctx: &OpCtx<'_>) -> Caller {
-    let mut owner = ctx.caller.clone();
-    if let Some(p) = &ctx.principal {
+    qualify(ctx.caller, ctx.principal.as_deref())
+}
+
+fn qualify(caller: &Caller, principal: Option<&str>) -> Caller {
+    let mut owner = caller.clone();
+    if let Some(p) = principal {
         owner.identity = format!("{} ({p})", owner.identity);
     }
     owner
@@ -236,6 +250,10 @@ pub struct Pending {
     finished: watch::Sender<u64>,
     /// Wakes the worker when an operation is queued.
     wake: Notify,
+    /// The server, once [`spawn`] started the worker: a Poll that claims a
+    /// queued operation runs it in a task of its own, which finishes it even
+    /// if the Poll's request is abandoned (its deadline, a closed connection).
+    server: std::sync::OnceLock<std::sync::Weak<Server>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -267,6 +285,7 @@ impl Pending {
             table: Mutex::new(Table::default()),
             finished: watch::channel(0).0,
             wake: Notify::new(),
+            server: std::sync::OnceLock::new(),
         }
     }
 
@@ -290,7 +309,7 @@ impl Pending {
     /// `None` when a cap is reached (the caller then runs it synchronously).
     fn submit(
         &self,
-        owner: &Caller,
+        caller: &Caller,
         principal: Option<String>,
         version: ProtocolVersion,
         item: &RequestBatchItem,
@@ -301,10 +320,11 @@ impl Pending {
         let weight = weight(&item.encode(Tag::BATCH_ITEM, Ctx::new(version)));
         let mut t = self.lock();
         t.purge(now);
+        let owner = qualify(caller, principal.as_deref());
         let mine = t
             .entries
             .values()
-            .filter(|e| same_owner(&e.owner, owner))
+            .filter(|e| same_owner(&e.certificate, caller))
             .count();
         if t.entries.len() >= self.bounds.total
             || mine >= self.bounds.per_caller
@@ -322,7 +342,8 @@ impl Pending {
         t.entries.insert(
             key,
             Entry {
-                owner: owner.clone(),
+                owner,
+                certificate: caller.clone(),
                 principal,
                 version,
                 operation: item.operation,
@@ -494,11 +515,19 @@ pub(crate) async fn intercept(
     let r = match &item.payload {
         RequestPayload::Poll(p) => poll(ctx, item, &p.asynchronous_correlation_value).await,
         RequestPayload::Cancel(p) => cancel(ctx, item, &p.asynchronous_correlation_value).await,
+        // A Locate for a fresh group member may make one (on-demand
+        // groups): it changes state, so it is answered synchronously.
+        RequestPayload::Locate(l)
+            if l.object_group_member
+                == Some(kmip::tables::ObjectGroupMember::GROUP_MEMBER_FRESH) =>
+        {
+            return None
+        }
         _ if defer && effect(item.operation).is_some() => {
             // A request kmipd would refuse anyway is refused synchronously.
             batch::admit(ctx, item).ok()?;
             let key = ctx.server.pending.submit(
-                &owner_of(ctx),
+                ctx.caller,
                 ctx.principal.clone(),
                 ctx.version,
                 item,
@@ -546,7 +575,12 @@ async fn poll(ctx: &mut OpCtx<'_>, item: &RequestBatchItem, value: &Bytes) -> Op
             View::Unknown => return Err(unknown()),
             View::Queued => {
                 if let Some(claim) = pending.claim(Some(&key)) {
-                    run(ctx.server, claim).await;
+                    match pending.server.get().and_then(std::sync::Weak::upgrade) {
+                        // Its own task: it ends even if this Poll is dropped.
+                        Some(server) => drop(tokio::spawn(run_guarded(server, claim))),
+                        // No worker (unit tests): run it here.
+                        None => run(ctx.server, claim).await,
+                    }
                 }
             }
             View::Running => {
@@ -648,6 +682,32 @@ async fn run(server: &Server, claim: Claim) {
         .finish(&claim.key, answer.resp, server.clock.now());
 }
 
+/// Runs a claim in a task of its own; if it panics, the entry still ends
+/// (Operation Failed, General Failure) rather than staying Running forever.
+async fn run_guarded(server: Arc<Server>, claim: Claim) {
+    let key = claim.key;
+    let operation = claim.item.operation;
+    let batch_id = claim.item.unique_batch_item_id.clone();
+    let s = server.clone();
+    if tokio::spawn(async move { run(&s, claim).await })
+        .await
+        .is_err()
+    {
+        tracing::error!(?operation, "an asynchronous operation failed internally");
+        server.pending.finish(
+            &key,
+            ResponseBatchItem::failure(
+                Some(operation),
+                batch_id,
+                ResultStatus::OPERATION_FAILED,
+                kmip::tables::ResultReason::GENERAL_FAILURE,
+                "the operation failed internally",
+            ),
+            server.clock.now(),
+        );
+    }
+}
+
 /// Starts the worker that runs queued asynchronous operations, one at a
 /// time in arrival order, until `shutdown` (an operation under way ends
 /// first; queued ones are forgotten with the rest of the table).
@@ -655,6 +715,7 @@ pub fn spawn(
     server: Arc<Server>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let _ = server.pending.server.set(Arc::downgrade(&server));
     tokio::spawn(async move {
         loop {
             if *shutdown.borrow() {
@@ -662,7 +723,7 @@ pub fn spawn(
             }
             let woken = server.pending.wake.notified();
             while let Some(claim) = server.pending.claim(None) {
-                run(&server, claim).await;
+                run_guarded(server.clone(), claim).await;
                 if *shutdown.borrow() {
                     return;
                 }
@@ -788,6 +849,37 @@ mod tests {
             CancellationResult::CANCELED
         );
         assert!(submit(&p, &caller("c"), &locate(), 0).is_some());
+    }
+
+    #[test]
+    fn the_per_caller_cap_counts_the_certificate_whatever_the_principal() {
+        let p = Pending::new(Bounds {
+            per_caller: 2,
+            ..Bounds::default()
+        });
+        let a = caller("a");
+        for user in ["user:1", "user:2"] {
+            let k = p.submit(
+                &a,
+                Some(user.into()),
+                ProtocolVersion::V1_2,
+                &locate(),
+                None,
+                0,
+            );
+            assert!(k.is_some());
+        }
+        // A third principal of the same certificate gets no more room.
+        let k = p.submit(
+            &a,
+            Some("user:3".into()),
+            ProtocolVersion::V1_2,
+            &locate(),
+            None,
+            0,
+        );
+        assert!(k.is_none());
+        assert!(submit(&p, &caller("b"), &locate(), 0).is_some());
     }
 
     #[test]
@@ -1355,6 +1447,44 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_poll_does_not_strand_the_operation_it_started() {
+        let (server, owner, _dir) = TestServer::new().into_parts();
+        let server = Arc::new(server);
+        // The worker is stopped at once: only the Poll below starts the
+        // operation (spawn still hands the table its server).
+        let (_stop, rx) = watch::channel(true);
+        spawn(server.clone(), rx).await.unwrap();
+        let id = create_named(&server, &owner, "abandoned-key").await;
+        let r = send(&server, &owner, message(true, &[id_item("Archive", &id)])).await;
+        let value = pending_value(&r[0], Operation::ARCHIVE);
+        // The Poll claims the Archive and is dropped before it can finish
+        // (a request deadline, a closed connection).
+        let poll = send(
+            &server,
+            &owner,
+            message(false, &[with_value("Poll", &value)]),
+        );
+        let _ = tokio::time::timeout(Duration::ZERO, poll).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = send(
+                &server,
+                &owner,
+                message(false, &[with_value("Poll", &value)]),
+            )
+            .await;
+            if r[0].result_status == ResultStatus::SUCCESS {
+                assert_eq!(r[0].operation, Some(Operation::ARCHIVE));
+                break;
+            }
+            assert_eq!(r[0].result_status, ResultStatus::OPERATION_PENDING, "{r:?}");
+            assert!(std::time::Instant::now() < deadline, "stuck Running");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(server.catalog.get(&id).unwrap().unwrap().archived);
+    }
+
+    #[tokio::test]
     async fn the_worker_runs_operations_nobody_polls() {
         let (server, owner, _dir) = TestServer::new().into_parts();
         let server = Arc::new(server);
