@@ -377,6 +377,8 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::ObtainLease(p) => R::ObtainLease(m::obtain_lease(ctx, p)?),
         P::GetUsageAllocation(p) => R::GetUsageAllocation(m::get_usage_allocation(ctx, p).await?),
         P::RngRetrieve(p) => R::RngRetrieve(m::rng_retrieve(p)?),
+        P::Encrypt(p) => R::Encrypt(super::crypto::encrypt(ctx, p).await?),
+        P::Decrypt(p) => R::Decrypt(super::crypto::decrypt(ctx, p).await?),
         P::Other(t) if super::admin::is_admin(item.operation) => {
             R::Other(super::admin::run(ctx, item.operation, t).await?)
         }
@@ -428,6 +430,8 @@ pub(crate) fn payload_id(p: &ResponsePayload) -> Option<String> {
         | R::GetUsageAllocation(r) => r.unique_identifier.clone(),
         R::Check(r) => r.unique_identifier.clone(),
         R::ObtainLease(r) => r.unique_identifier.clone(),
+        R::Encrypt(r) => r.unique_identifier.clone(),
+        R::Decrypt(r) => r.unique_identifier.clone(),
         R::Locate(r) if r.unique_identifiers.len() == 1 => r.unique_identifiers[0].clone(),
         _ => return None,
     })

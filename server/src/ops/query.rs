@@ -30,6 +30,9 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::QUERY,
     Operation::DISCOVER_VERSIONS,
     Operation::RNG_RETRIEVE,
+    // Server-side symmetric cryptography (ops/crypto.rs).
+    Operation::ENCRYPT,
+    Operation::DECRYPT,
     // Asynchronous replies (ops/pending.rs).
     Operation::POLL,
     Operation::CANCEL,
