@@ -98,6 +98,18 @@ pub const RULES: &[Rule] = &[
               Value byte strings may differ from the expected ones; their length must agree.",
     },
     Rule {
+        name: "generated-key-ciphertext",
+        doc: "Data that Encrypt or Decrypt computes under a key the server generated (as \
+              for `generated-key-material`) depends on that random key, yet some files \
+              (v1.3 CS-BC-M-1/2/3-13) expect the recording server's literal bytes. In such a \
+              response a literal Data byte string may differ, same length: an Encrypt's \
+              expected ciphertext is then bound to the actual one, and a later request that \
+              sends that literal sends the actual ciphertext instead, so the Decrypt that \
+              follows must give back the exact plaintext. A Decrypt's plaintext may differ \
+              only when its request sent ciphertext the server never made (the recording \
+              server's). Ciphertext under a registered key is always compared exactly.",
+    },
+    Rule {
         name: "repeat",
         doc: "A `# [REPEAT] until ...` marker (TC-32, TC-92, TC-101) records that the \
               client sent a step again until the server's answer changed (a Poll until the \
@@ -453,6 +465,12 @@ struct FileRun {
     seen: Vec<Value>,
     /// The Unique Identifier of the response payload being compared.
     payload_id: Option<Value>,
+    /// `generated-key-ciphertext`: expected literal ciphertexts of Encrypt
+    /// responses under generated keys, and the actual ones they stand for.
+    ciphertexts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Whether the request being answered sent a ciphertext of
+    /// `ciphertexts` in place of its literal.
+    sent_own_ciphertext: bool,
     /// The file's recorded clock: min and max response Time Stamps.
     file_clock: Option<(i64, i64)>,
     run_start: i64,
@@ -489,6 +507,8 @@ impl FileRun {
             generated: Vec::new(),
             seen: Vec::new(),
             payload_id: None,
+            ciphertexts: Vec::new(),
+            sent_own_ciphertext: false,
             file_clock,
             run_start: now_secs(),
             rules_applied: Vec::new(),
@@ -613,6 +633,11 @@ impl FileRun {
             // A Text String placeholder parsed literally: still an error.
             return Err(format!("request uses {u} before a response bound it"));
         }
+        let mut t = t;
+        self.sent_own_ciphertext = substitute_ciphertexts(&mut t, &self.ciphertexts);
+        if self.sent_own_ciphertext {
+            self.applied("generated-key-ciphertext");
+        }
         Ok(t)
     }
 
@@ -706,6 +731,23 @@ impl FileRun {
                             .is_some_and(|id| self.generated.contains(id));
                         if e.len() == a.len() && generated {
                             self.applied("generated-key-material");
+                            return Ok(());
+                        }
+                    }
+                }
+                if exp.tag == Tag::DATA && [Some(ENCRYPT), Some(DECRYPT)].contains(&operation) {
+                    if let (Value::ByteString(e), Value::ByteString(a)) = (&exp.value, &act.value) {
+                        let generated = self
+                            .payload_id
+                            .as_ref()
+                            .is_some_and(|id| self.generated.contains(id));
+                        let encrypt = operation == Some(ENCRYPT);
+                        if generated && e.len() == a.len() && (encrypt || !self.sent_own_ciphertext)
+                        {
+                            if encrypt {
+                                self.ciphertexts.push((e.clone(), a.clone()));
+                            }
+                            self.applied("generated-key-ciphertext");
                             return Ok(());
                         }
                     }
@@ -1136,6 +1178,8 @@ impl FileRun {
 
 const LOCATE: u32 = 0x08;
 const RNG_RETRIEVE: u32 = 0x25;
+const ENCRYPT: u32 = 0x1F;
+const DECRYPT: u32 = 0x20;
 const QUERY: u32 = 0x18;
 const GET_ATTRIBUTE_LIST: u32 = 0x0C;
 const GET: u32 = 0x0A;
@@ -1201,6 +1245,27 @@ fn destroy_item(id: &str) -> Ttlv {
 
 /// `attribute-name-spacing`: collapses whitespace runs in Attribute Name
 /// values; whether anything changed.
+/// `generated-key-ciphertext`: replaces every Data byte string of a request
+/// that is an expected literal ciphertext of `map` with the actual one;
+/// whether any was replaced.
+fn substitute_ciphertexts(t: &mut Ttlv, map: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    match &mut t.value {
+        Value::ByteString(b) if t.tag == Tag::DATA => {
+            match map.iter().rev().find(|(literal, _)| literal == b) {
+                Some((_, actual)) => {
+                    *b = actual.clone();
+                    true
+                }
+                None => false,
+            }
+        }
+        Value::Structure(children) => children
+            .iter_mut()
+            .fold(false, |any, c| substitute_ciphertexts(c, map) | any),
+        _ => false,
+    }
+}
+
 fn respace_attribute_names(n: &mut XmlNode) -> bool {
     match &mut n.content {
         XmlContent::Structure(c) => c
@@ -1559,5 +1624,75 @@ mod tests {
             }
             _ => panic!("expected a difference"),
         }
+    }
+
+    #[test]
+    fn ciphertext_under_a_generated_key_binds_its_literal() {
+        let w = Window {
+            sent: 0,
+            received: 0,
+        };
+        let resp = |op: &str, data: &str| {
+            format!(
+                r#"<ResponseMessage><BatchItem>
+          <Operation type="Enumeration" value="{op}"/>
+          <ResultStatus type="Enumeration" value="Success"/>
+          <ResponsePayload>
+            <UniqueIdentifier type="TextString" value="k"/>
+            <Data type="ByteString" value="{data}"/>
+          </ResponsePayload></BatchItem></ResponseMessage>"#
+            )
+        };
+        let mut run = FileRun::new(&[]);
+        // A registered key: ciphertext is compared exactly.
+        let node = xml::parse_node(&resp("Encrypt", "fd912d10")).unwrap();
+        let ours = xml::from_xml(&resp("Encrypt", "24ee5e59")).unwrap();
+        assert!(run.check(&node, &ours, w).is_err());
+        // A generated key: the literal binds to the server's ciphertext...
+        run.generated.push(Value::TextString("k".into()));
+        run.check(&node, &ours, w).ok().unwrap();
+        assert!(run.rules_applied.contains(&"generated-key-ciphertext"));
+        // ... of the same length only.
+        let longer = xml::from_xml(&resp("Encrypt", "24ee5e5900")).unwrap();
+        assert!(run.check(&node, &longer, w).is_err());
+        // A later request that sends the literal sends the server's bytes.
+        let req = xml::parse_node(
+            r#"<RequestMessage><BatchItem>
+          <Operation type="Enumeration" value="Decrypt"/>
+          <RequestPayload>
+            <UniqueIdentifier type="TextString" value="k"/>
+            <Data type="ByteString" value="fd912d10"/>
+          </RequestPayload></BatchItem></RequestMessage>"#,
+        )
+        .unwrap();
+        let sent = run.request(&req, 0).unwrap();
+        let data = sent
+            .child(Tag::BATCH_ITEM)
+            .and_then(|b| b.child(Tag::REQUEST_PAYLOAD))
+            .and_then(|p| p.child(Tag::DATA))
+            .unwrap();
+        assert_eq!(data.value, Value::ByteString(vec![0x24, 0xee, 0x5e, 0x59]));
+        // Its plaintext must then be exact ...
+        let node = xml::parse_node(&resp("Decrypt", "01020304")).unwrap();
+        let wrong = xml::from_xml(&resp("Decrypt", "0a0b0c0d")).unwrap();
+        assert!(run.check(&node, &wrong, w).is_err());
+        let right = xml::from_xml(&resp("Decrypt", "01020304")).unwrap();
+        run.check(&node, &right, w).ok().unwrap();
+        // ... while the recording server's own ciphertext, sent as is,
+        // decrypts to anything under this server's key.
+        let other = xml::parse_node(&req_text("99999999")).unwrap();
+        run.request(&other, 0).unwrap();
+        run.check(&node, &wrong, w).ok().unwrap();
+    }
+
+    fn req_text(data: &str) -> String {
+        format!(
+            r#"<RequestMessage><BatchItem>
+          <Operation type="Enumeration" value="Decrypt"/>
+          <RequestPayload>
+            <UniqueIdentifier type="TextString" value="k"/>
+            <Data type="ByteString" value="{data}"/>
+          </RequestPayload></BatchItem></RequestMessage>"#
+        )
     }
 }

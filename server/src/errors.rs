@@ -65,6 +65,9 @@ pub enum OpError {
     /// An attribute may not be changed by clients.
     #[error("{0}")]
     ReadOnlyAttribute(String),
+    /// The key's Cryptographic Usage Mask does not allow the operation.
+    #[error("{0}")]
+    IncompatibleUsageMask(String),
     /// An internal failure; the detail is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
@@ -101,6 +104,12 @@ impl OpError {
             OpError::ResponseTooLarge(_) => ResultReason::RESPONSE_TOO_LARGE,
             OpError::ReadOnlyAttribute(_) if v2 => ResultReason::ATTRIBUTE_READ_ONLY,
             OpError::ReadOnlyAttribute(_) => ResultReason::PERMISSION_DENIED,
+            // KMIP 1.x has no reason of its own for a usage mask that
+            // forbids the operation.
+            OpError::IncompatibleUsageMask(_) if v2 => {
+                ResultReason::INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK
+            }
+            OpError::IncompatibleUsageMask(_) => ResultReason::PERMISSION_DENIED,
             OpError::Internal(_) if v2 => ResultReason::INTERNAL_SERVER_ERROR,
             OpError::Internal(_) => ResultReason::GENERAL_FAILURE,
         }

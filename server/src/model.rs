@@ -17,6 +17,7 @@ pub mod names {
     pub const CRYPTOGRAPHIC_ALGORITHM: &str = "Cryptographic Algorithm";
     pub const CRYPTOGRAPHIC_LENGTH: &str = "Cryptographic Length";
     pub const CRYPTOGRAPHIC_USAGE_MASK: &str = "Cryptographic Usage Mask";
+    pub const CRYPTOGRAPHIC_PARAMETERS: &str = "Cryptographic Parameters";
     pub const INITIAL_DATE: &str = "Initial Date";
     pub const ACTIVATION_DATE: &str = "Activation Date";
     pub const PROCESS_START_DATE: &str = "Process Start Date";

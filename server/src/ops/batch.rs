@@ -383,6 +383,8 @@ async fn run_item(ctx: &mut OpCtx<'_>, item: &RequestBatchItem) -> OpResult<Resp
         P::RngSeed(p) => R::RngSeed(m::rng_seed(p)?),
         P::CreateSplitKey(p) => R::CreateSplitKey(super::split::create_split_key(ctx, p).await?),
         P::JoinSplitKey(p) => R::JoinSplitKey(super::split::join_split_key(ctx, p).await?),
+        P::Encrypt(p) => R::Encrypt(super::crypto::encrypt(ctx, p).await?),
+        P::Decrypt(p) => R::Decrypt(super::crypto::decrypt(ctx, p).await?),
         P::Other(t) if super::admin::is_admin(item.operation) => {
             R::Other(super::admin::run(ctx, item.operation, t).await?)
         }
@@ -434,6 +436,8 @@ pub(crate) fn payload_id(p: &ResponsePayload) -> Option<String> {
         | R::GetUsageAllocation(r) => r.unique_identifier.clone(),
         R::Check(r) => r.unique_identifier.clone(),
         R::ObtainLease(r) => r.unique_identifier.clone(),
+        R::Encrypt(r) => r.unique_identifier.clone(),
+        R::Decrypt(r) => r.unique_identifier.clone(),
         R::Locate(r) if r.unique_identifiers.len() == 1 => r.unique_identifiers[0].clone(),
         // The ID Placeholder is the part whose Key Part Identifier is 1.
         R::CreateSplitKey(r) => r.unique_identifiers.first()?.clone(),

@@ -11,6 +11,7 @@ pub mod attributes;
 pub mod backup;
 pub mod batch;
 pub mod create;
+pub mod crypto;
 pub mod get;
 pub mod lifecycle;
 pub mod locate;

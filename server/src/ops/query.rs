@@ -31,6 +31,9 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::DISCOVER_VERSIONS,
     Operation::RNG_RETRIEVE,
     Operation::RNG_SEED,
+    // Server-side symmetric cryptography (ops/crypto.rs).
+    Operation::ENCRYPT,
+    Operation::DECRYPT,
     // Asynchronous replies (ops/pending.rs).
     Operation::POLL,
     Operation::CANCEL,
