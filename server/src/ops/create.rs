@@ -149,7 +149,7 @@ pub(super) fn derive_from_content(o: &mut ManagedObject, object: &Object) {
     }
 }
 
-fn symmetric_key(alg: CryptographicAlgorithm, bits: i32, key: &[u8]) -> Object {
+pub(crate) fn symmetric_key(alg: CryptographicAlgorithm, bits: i32, key: &[u8]) -> Object {
     Object::SymmetricKey(SymmetricKey {
         key_block: KeyBlock {
             key_format_type: KeyFormatType::RAW,

@@ -647,10 +647,8 @@ mod tests {
     use super::*;
     use crate::ops::create::register;
     use crate::ops::test_support::TestServer;
-    use kmip::messages::attributes::{Attribute, TemplateAttribute};
-    use kmip::messages::objects::{KeyBlock, SymmetricKey};
-    use kmip::messages::payloads::RegisterRequest;
-    use kmip::tables::{CryptographicUsageMask as M, KeyFormatType, ResultReason};
+    use kmip::messages::attributes::Attribute;
+    use kmip::tables::{CryptographicUsageMask as M, ResultReason};
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()
@@ -942,37 +940,7 @@ mod tests {
         key: &[u8],
     ) -> String {
         let ctx = t.ctx(ProtocolVersion::V1_2);
-        let mut attributes = vec![Attribute::new(
-            names::CRYPTOGRAPHIC_USAGE_MASK,
-            Value::Integer(mask as i32),
-        )];
-        if active {
-            attributes.push(Attribute::new(
-                names::ACTIVATION_DATE,
-                Value::DateTime(ctx.now - 3600),
-            ));
-        }
-        attributes.extend(extra);
-        let mut p = RegisterRequest {
-            object_type: ObjectType::SYMMETRIC_KEY,
-            template_attribute: Some(TemplateAttribute {
-                names: Vec::new(),
-                attributes,
-            }),
-            ..Default::default()
-        };
-        p.set_object(Object::SymmetricKey(SymmetricKey {
-            key_block: KeyBlock {
-                key_format_type: KeyFormatType::RAW,
-                key_value: Some(KeyValue::Plain {
-                    key_material: Ttlv::bytes(Tag::KEY_MATERIAL, key.to_vec()),
-                    attributes: Vec::new(),
-                }),
-                cryptographic_algorithm: Some(alg),
-                cryptographic_length: Some(8 * key.len() as i32),
-                ..Default::default()
-            },
-        }));
+        let p = TestServer::register_request(alg, key, mask, active.then_some(ctx.now), extra);
         register(&ctx, &p).await.unwrap().unique_identifier
     }
 

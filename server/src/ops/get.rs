@@ -319,11 +319,8 @@ mod tests {
     async fn wrapping_with_attribute_names_wraps_the_ttlv_key_value() {
         use crate::ops::create::register;
         use crate::ops::test_support::TestServer;
-        use kmip::messages::attributes::{Attribute, TemplateAttribute};
-        use kmip::messages::objects::{EncryptionKeyInformation, KeyBlock, SymmetricKey};
-        use kmip::messages::payloads::RegisterRequest;
+        use kmip::messages::objects::EncryptionKeyInformation;
         use kmip::tables::CryptographicUsageMask as M;
-        use kmip::Value;
 
         let kek = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap();
         let dek = hex::decode("00112233445566778899aabbccddeeff").unwrap();
@@ -332,37 +329,13 @@ mod tests {
         let t = TestServer::new();
         let ctx = t.ctx(ProtocolVersion::V1_2);
         let reg = |key: &[u8], mask: u32, active: bool| {
-            let mut attributes = vec![Attribute::new(
-                names::CRYPTOGRAPHIC_USAGE_MASK,
-                Value::Integer(mask as i32),
-            )];
-            if active {
-                attributes.push(Attribute::new(
-                    names::ACTIVATION_DATE,
-                    Value::DateTime(ctx.now - 3600),
-                ));
-            }
-            let mut p = RegisterRequest {
-                object_type: ObjectType::SYMMETRIC_KEY,
-                template_attribute: Some(TemplateAttribute {
-                    names: Vec::new(),
-                    attributes,
-                }),
-                ..Default::default()
-            };
-            p.set_object(Object::SymmetricKey(SymmetricKey {
-                key_block: KeyBlock {
-                    key_format_type: KeyFormatType::RAW,
-                    key_value: Some(KeyValue::Plain {
-                        key_material: Ttlv::bytes(Tag::KEY_MATERIAL, key.to_vec()),
-                        attributes: Vec::new(),
-                    }),
-                    cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
-                    cryptographic_length: Some(128),
-                    ..Default::default()
-                },
-            }));
-            p
+            TestServer::register_request(
+                CryptographicAlgorithm::AES,
+                key,
+                mask,
+                active.then_some(ctx.now),
+                Vec::new(),
+            )
         };
         let kek_id = register(&ctx, &reg(&kek, M::WRAP_KEY.0, true))
             .await

@@ -293,6 +293,46 @@ pub(crate) mod test_support {
             (self.server, self.caller, self._dir)
         }
 
+        /// A Register request for a raw symmetric `key` of `alg` with a
+        /// Cryptographic Usage Mask, Active since an hour before `now` when
+        /// `active`, and `extra` template attributes.
+        pub fn register_request(
+            alg: kmip::tables::CryptographicAlgorithm,
+            key: &[u8],
+            mask: u32,
+            active: Option<i64>,
+            extra: Vec<kmip::messages::attributes::Attribute>,
+        ) -> kmip::messages::payloads::RegisterRequest {
+            use crate::model::names;
+            use kmip::messages::attributes::{Attribute, TemplateAttribute};
+            use kmip::Value;
+            let mut attributes = vec![Attribute::new(
+                names::CRYPTOGRAPHIC_USAGE_MASK,
+                Value::Integer(mask as i32),
+            )];
+            if let Some(now) = active {
+                attributes.push(Attribute::new(
+                    names::ACTIVATION_DATE,
+                    Value::DateTime(now - 3600),
+                ));
+            }
+            attributes.extend(extra);
+            let mut p = kmip::messages::payloads::RegisterRequest {
+                object_type: kmip::tables::ObjectType::SYMMETRIC_KEY,
+                template_attribute: Some(TemplateAttribute {
+                    names: Vec::new(),
+                    attributes,
+                }),
+                ..Default::default()
+            };
+            p.set_object(crate::ops::create::symmetric_key(
+                alg,
+                8 * key.len() as i32,
+                key,
+            ));
+            p
+        }
+
         pub fn ctx(&self, version: ProtocolVersion) -> OpCtx<'_> {
             OpCtx::new(&self.server, &self.caller, version, self.server.clock.now())
         }
