@@ -103,7 +103,8 @@ pub const RULES: &[Rule] = &[
               for `generated-key-material`) depends on that random key, yet some files \
               (v1.3 CS-BC-M-1/2/3-13) expect the recording server's literal bytes. In such a \
               response a literal Data byte string may differ, same length: an Encrypt's \
-              expected ciphertext is then bound to the actual one, and a later request that \
+              expected ciphertext is then bound to the actual one (never to the request's \
+              own Data echoed back), and a later request that \
               sends that literal sends the actual ciphertext instead, so the Decrypt that \
               follows must give back the exact plaintext. A Decrypt's plaintext may differ \
               only when its request sent ciphertext the server never made (the recording \
@@ -129,9 +130,9 @@ pub const RULES: &[Rule] = &[
         doc: "TC-SJ-2-12 and TC-SJ-4-12 record the response to their Get of \
               $UNIQUE_IDENTIFIER_4 (step 6) as naming $UNIQUE_IDENTIFIER_1, a recording slip: \
               the rest of that response is part 4, and their other Gets name the object \
-              asked for. In a Get response, an expected $UNIQUE_IDENTIFIER_n already bound \
-              to another object matches when the server returned exactly the Unique \
-              Identifier the request named.",
+              asked for. In the response to a Get of one batch item, an expected \
+              $UNIQUE_IDENTIFIER_n already bound to another object matches when the server \
+              returned exactly the Unique Identifier the request named.",
     },
     Rule {
         name: "query-capabilities",
@@ -479,6 +480,9 @@ struct FileRun {
     /// The Unique Identifier the current request's payload names
     /// (`get-response-identifier`).
     requested_id: Option<Value>,
+    /// The Data a one-item request sent (`generated-key-ciphertext`: an
+    /// Encrypt that echoes it is no ciphertext).
+    requested_data: Option<Value>,
 }
 
 /// The window of one step: request sent, response received.
@@ -514,6 +518,7 @@ impl FileRun {
             rules_applied: Vec::new(),
             version: None,
             requested_id: None,
+            requested_data: None,
         }
     }
 
@@ -542,7 +547,12 @@ impl FileRun {
                     };
                     let deadline = std::time::Instant::now() + REPEAT_FOR;
                     loop {
-                        let before = (self.bindings.clone(), self.generated.len(), self.seen.len());
+                        let before = (
+                            self.bindings.clone(),
+                            self.generated.len(),
+                            self.seen.len(),
+                            self.ciphertexts.len(),
+                        );
                         match self.check(node, &actual, w) {
                             Ok(()) => break,
                             Err(e) if !retry || std::time::Instant::now() >= deadline => {
@@ -554,6 +564,7 @@ impl FileRun {
                                 self.bindings = before.0;
                                 self.generated.truncate(before.1);
                                 self.seen.truncate(before.2);
+                                self.ciphertexts.truncate(before.3);
                                 self.applied("repeat");
                                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                                 (actual, w) =
@@ -579,11 +590,19 @@ impl FileRun {
         };
         let sent = now_secs();
         let req = self.request(node, sent).map_err(Failure::Error)?;
-        self.requested_id = req
+        // Only a request of one batch item says unambiguously what its
+        // response is about (get-response-identifier, generated-key-ciphertext).
+        let single = req.children_with(Tag::BATCH_ITEM).count() == 1;
+        let payload = req
             .child(Tag::BATCH_ITEM)
             .and_then(|i| i.child(Tag::REQUEST_PAYLOAD))
+            .filter(|_| single);
+        self.requested_id = payload
             .and_then(|p| p.child(Tag::UNIQUE_IDENTIFIER))
             .map(|u| u.value.clone());
+        self.requested_data = payload
+            .and_then(|p| p.child(Tag::DATA))
+            .map(|d| d.value.clone());
         if self.version.is_none() {
             self.version = req
                 .child(Tag::REQUEST_HEADER)
@@ -742,7 +761,10 @@ impl FileRun {
                             .as_ref()
                             .is_some_and(|id| self.generated.contains(id));
                         let encrypt = operation == Some(ENCRYPT);
-                        if generated && e.len() == a.len() && (encrypt || !self.sent_own_ciphertext)
+                        let echoed = self.requested_data.as_ref() == Some(&act.value);
+                        if generated
+                            && e.len() == a.len()
+                            && (encrypt && !echoed || !encrypt && !self.sent_own_ciphertext)
                         {
                             if encrypt {
                                 self.ciphertexts.push((e.clone(), a.clone()));
@@ -1655,6 +1677,11 @@ mod tests {
         // ... of the same length only.
         let longer = xml::from_xml(&resp("Encrypt", "24ee5e5900")).unwrap();
         assert!(run.check(&node, &longer, w).is_err());
+        // An Encrypt that echoes the request's Data is no ciphertext.
+        run.requested_data = Some(Value::ByteString(vec![1, 2, 3, 4]));
+        let echo = xml::from_xml(&resp("Encrypt", "01020304")).unwrap();
+        assert!(run.check(&node, &echo, w).is_err());
+        run.requested_data = None;
         // A later request that sends the literal sends the server's bytes.
         let req = xml::parse_node(
             r#"<RequestMessage><BatchItem>

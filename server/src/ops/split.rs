@@ -181,9 +181,13 @@ pub async fn create_split_key(
         check_client_settable(&a.name, true)?;
     }
     // The secret and the Key Block fields the parts copy.
+    // The object split, whose tenant group, credential principal and
+    // Operation Policy Name its parts keep (the parts are the key).
+    let mut source: Option<ManagedObject> = None;
     let (secret, format, alg, bits) = match &p.unique_identifier {
         Some(id) => {
             let o = ctx.load_online(id)?;
+            source = Some(o.clone());
             if is_destroyed(&o) {
                 return Err(OpError::Destroyed(format!("object {id} is destroyed")));
             }
@@ -244,10 +248,11 @@ pub async fn create_split_key(
             Value::Integer(bits),
         );
     }
-    let shares = match p.split_key_method {
-        SplitKeyMethod::XOR => sharing::split_xor(&secret, n, &mut rand::rngs::OsRng)?,
-        _ => sharing::split_gf256(&secret, n, k, &mut rand::rngs::OsRng)?,
-    };
+    check_work(secret.len(), n, k)?;
+    let shares = super::batch::blocking_section(|| match p.split_key_method {
+        SplitKeyMethod::XOR => sharing::split_xor(&secret, n, &mut rand::rngs::OsRng),
+        _ => sharing::split_gf256(&secret, n, k, &mut rand::rngs::OsRng),
+    })?;
     drop(secret);
     let mut objects = Vec::with_capacity(n);
     for (i, share) in shares.iter().enumerate() {
@@ -270,6 +275,9 @@ pub async fn create_split_key(
             },
         });
         let mut o = new_object(ctx, ObjectType::SPLIT_KEY, attrs.clone(), Origin::Generated)?;
+        if let Some(src) = &source {
+            inherit(&mut o, src);
+        }
         derive_from_content(&mut o, &part);
         objects.push((o, part));
     }
@@ -293,6 +301,35 @@ pub async fn create_split_key(
         unique_identifiers: ids,
         template_attribute: None,
     })
+}
+
+/// Longest secret kmipd splits or joins: keys and seeds are short, and the
+/// work grows with length × parts × threshold.
+pub const MAX_SECRET_LEN: usize = 1024;
+
+/// Most GF(2^8) multiplications one split or join may cost (about 30 ms).
+const MAX_WORK: usize = 1 << 22;
+
+fn check_work(len: usize, parts: usize, threshold: usize) -> OpResult<()> {
+    if len > MAX_SECRET_LEN || len.saturating_mul(parts).saturating_mul(threshold) > MAX_WORK {
+        return Err(OpError::InvalidField(format!(
+            "a {len}-byte secret in {parts} parts with threshold {threshold} is more than kmipd \
+             splits (secrets up to {MAX_SECRET_LEN} bytes, length × parts × threshold up to \
+             {MAX_WORK})"
+        )));
+    }
+    Ok(())
+}
+
+/// What a part or a joined key keeps of the object it comes from: its
+/// tenant group, its credential principal and its Operation Policy Name,
+/// so splitting never moves a key out of reach of its owners' rules.
+fn inherit(o: &mut ManagedObject, from: &ManagedObject) {
+    o.group = from.group.clone();
+    o.creator = from.creator.clone();
+    if let Some(a) = from.first(names::OPERATION_POLICY_NAME) {
+        o.set(names::OPERATION_POLICY_NAME, a.value.clone());
+    }
 }
 
 /// A loaded part: its split parameters and Key Material.
@@ -343,8 +380,21 @@ pub async fn join_split_key(
         check_client_settable(&a.name, true)?;
     }
     let mut parts = Vec::with_capacity(p.unique_identifiers.len());
+    // The parts' tenant group, principal and policy, which the joined key
+    // keeps: parts of different tenants or principals are not one split.
+    let mut origin: Option<ManagedObject> = None;
     for id in &p.unique_identifiers {
         let o = ctx.load_online(id)?;
+        match &origin {
+            None => origin = Some(o.clone()),
+            Some(first) if first.group != o.group || first.creator != o.creator => {
+                return Err(OpError::InvalidField(format!(
+                    "parts {} and {id} belong to different groups or principals",
+                    first.id
+                )))
+            }
+            Some(_) => {}
+        }
         if o.object_type != ObjectType::SPLIT_KEY {
             return Err(OpError::IllegalOperation(format!(
                 "object {id} is a {}, not a Split Key",
@@ -411,6 +461,7 @@ pub async fn join_split_key(
             parts.len()
         )));
     }
+    check_work(parts[0].bytes.len(), parts.len(), k)?;
     let secret = match first.split_key_method {
         SplitKeyMethod::XOR => {
             let refs: Vec<&[u8]> = parts.iter().map(|p| p.bytes.as_slice()).collect();
@@ -501,6 +552,9 @@ pub async fn join_split_key(
     };
     drop(secret);
     let mut o = new_object(ctx, p.object_type, attrs, Origin::Generated)?;
+    if let Some(src) = &origin {
+        inherit(&mut o, src);
+    }
     derive_from_content(&mut o, &object);
     o.material = Some(ctx.protect(&o.id, &object).await?);
     ctx.save(None, &mut o).await?;
@@ -1157,5 +1211,111 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tenancy_tests {
+    use super::*;
+    use crate::access::Caller;
+    use crate::config::Role;
+    use crate::ops::create::register;
+    use crate::ops::test_support::TestServer;
+    use kmip::tables::CryptographicUsageMask as M;
+    use kmip::ProtocolVersion;
+
+    fn caller(role: Role, group: &str) -> Caller {
+        Caller {
+            identity: format!("{role}-{group}"),
+            role,
+            group: group.into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            credential: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_and_joined_keys_stay_in_the_split_keys_group() {
+        let t = TestServer::new();
+        let (admin_a, admin_b) = (caller(Role::Admin, "a"), caller(Role::Admin, "b"));
+        let v = ProtocolVersion::V1_2;
+        let b = OpCtx::new(&t.server, &admin_b, v, t.server.clock.now());
+        let p = TestServer::register_request(
+            CryptographicAlgorithm::AES,
+            &[7u8; 16],
+            M::ENCRYPT.0,
+            None,
+            Vec::new(),
+        );
+        let key = register(&b, &p).await.unwrap().unique_identifier;
+        // An admin of group a splits group b's key: the parts are b's.
+        let a = OpCtx::new(&t.server, &admin_a, v, t.server.clock.now());
+        let r = create_split_key(
+            &a,
+            &CreateSplitKeyRequest {
+                object_type: ObjectType::SPLIT_KEY,
+                unique_identifier: Some(key.clone()),
+                split_key_parts: 3,
+                split_key_threshold: 2,
+                split_key_method: SplitKeyMethod::POLYNOMIAL_SHARING_GF_2_8,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        for id in &r.unique_identifiers {
+            assert_eq!(t.server.catalog.get(id).unwrap().unwrap().group, "b");
+        }
+        // A vcenter caller of group a cannot reach them...
+        let vc = caller(Role::Vcenter, "a");
+        let vca = OpCtx::new(&t.server, &vc, v, t.server.clock.now());
+        let join = JoinSplitKeyRequest {
+            object_type: ObjectType::SYMMETRIC_KEY,
+            unique_identifiers: r.unique_identifiers[..2].to_vec(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            join_split_key(&vca, &join).await,
+            Err(OpError::NotFound(_))
+        ));
+        // ...and what the admin joins is b's too.
+        let joined = join_split_key(&a, &join).await.unwrap().unique_identifier;
+        assert_eq!(t.server.catalog.get(&joined).unwrap().unwrap().group, "b");
+        // Parts of two groups are not one split.
+        let mut mixed = r.unique_identifiers[..1].to_vec();
+        let other = register(&a, &p).await.unwrap().unique_identifier;
+        let r2 = create_split_key(
+            &a,
+            &CreateSplitKeyRequest {
+                object_type: ObjectType::SPLIT_KEY,
+                unique_identifier: Some(other),
+                split_key_parts: 3,
+                split_key_threshold: 2,
+                split_key_method: SplitKeyMethod::POLYNOMIAL_SHARING_GF_2_8,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        mixed.push(r2.unique_identifiers[1].clone());
+        let e = join_split_key(
+            &a,
+            &JoinSplitKeyRequest {
+                object_type: ObjectType::SYMMETRIC_KEY,
+                unique_identifiers: mixed,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, OpError::InvalidField(_)), "{e:?}");
+    }
+
+    #[test]
+    fn the_work_of_a_split_is_bounded() {
+        assert!(check_work(32, 255, 255).is_ok());
+        assert!(check_work(MAX_SECRET_LEN + 1, 2, 2).is_err());
+        assert!(check_work(1024, 255, 255).is_err());
+        assert!(check_work(usize::MAX, usize::MAX, 2).is_err());
     }
 }
