@@ -7,16 +7,32 @@
 
 use kmipd_server::client::ClientConfig;
 use kmipd_server::conformance;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// PyKMIP's server in a process group of its own: it forks a worker that
+/// outlives its parent, so the whole group is killed, or the worker stays
+/// behind holding its port after the test.
 struct Server(Child);
+
+impl Server {
+    fn group_alive(pid: u32) -> bool {
+        Command::new("kill")
+            .args(["-0", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
         // PyKMIP takes up to 20 s to stop on SIGTERM; this is a throwaway.
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -67,8 +83,9 @@ async fn runner_works_against_pykmip_server() {
         ),
     )
     .expect("config written");
-    let _server = Server(
+    let server = Server(
         Command::new(&exe)
+            .process_group(0)
             .arg("-f")
             .arg(&conf)
             .arg("-l")
@@ -120,4 +137,16 @@ async fn runner_works_against_pykmip_server() {
         r.line()
     );
     assert!(r.difference.is_some() && r.step.is_some(), "{}", r.line());
+    // Nothing of PyKMIP's stays behind.
+    let pid = server.0.id();
+    assert!(Server::group_alive(pid));
+    drop(server);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Server::group_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "PyKMIP's processes outlive the test"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
