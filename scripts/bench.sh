@@ -17,7 +17,14 @@ cargo build -q --release -p kmipd-server --bin kmipd --bin kmipctl --example loa
 bin=target/release
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# PyKMIP's server forks a worker that outlives its parent (and holds the
+# port): it runs in a session of its own, whose whole group is killed.
+pygroup=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -z "$pygroup" ] || kill -KILL -- "-$pygroup" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 # kmipd (ECDSA P-256 certificates: PyKMIP's server offers AES-GCM only with ECDSA).
@@ -45,8 +52,8 @@ enable_tls_client_auth=True
 logging_level=ERROR
 database_path=$work/pykmip.db
 CONF
-.venv/bin/pykmip-server -f "$work/pykmip.conf" -l "$work/pykmip.log" >/dev/null 2>&1 &
-pids+=($!)
+setsid .venv/bin/pykmip-server -f "$work/pykmip.conf" -l "$work/pykmip.log" >/dev/null 2>&1 &
+pygroup=$!
 sleep 3
 
 client=(--ca "$certs/ca.crt" --cert "$certs/vcenter.crt" --key "$certs/vcenter.key")

@@ -10,7 +10,13 @@ work=$(mktemp -d)
 cargo build -q -p kmipd-server --bin kmipd --bin kmipctl
 [ -x .venv/bin/pykmip-server ] || { python3 -m venv .venv; .venv/bin/pip install -q "pykmip==0.11.*"; }
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# PyKMIP's server forks a worker that outlives its parent (and holds the
+# port): it runs in a session of its own, whose whole group is killed.
+pygroup=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -z "$pygroup" ] || kill -KILL -- "-$pygroup" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # ECDSA P-256 dev PKI (PyKMIP offers rustls no usable suite with RSA).
@@ -34,7 +40,7 @@ enable_tls_client_auth=True
 logging_level=WARNING
 database_path=$work/py/pykmip.db
 CONF
-.venv/bin/pykmip-server -f "$work/py/server.conf" -l "$work/py/server.log" >/dev/null 2>&1 & pids+=($!)
+setsid .venv/bin/pykmip-server -f "$work/py/server.conf" -l "$work/py/server.log" >/dev/null 2>&1 & pygroup=$!
 
 run() { # server-address version output
   ./target/debug/kmipctl conformance run "$cases/$2" --server "$1" --ca "$certs/ca.crt" \
