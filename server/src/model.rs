@@ -153,6 +153,15 @@ impl ManagedObject {
             .is_some_and(|a| a.value == Value::Boolean(false))
     }
 
+    /// Destroyed (or Destroyed Compromised), or its content gone: nothing
+    /// of its value can be served or used.
+    pub fn is_destroyed(&self) -> bool {
+        matches!(
+            self.stored_state(),
+            State::DESTROYED | State::DESTROYED_COMPROMISED
+        ) || self.material.is_none()
+    }
+
     /// The stored State attribute.
     pub fn stored_state(&self) -> State {
         self.first(names::STATE)

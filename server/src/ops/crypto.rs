@@ -392,10 +392,10 @@ fn check_key(ctx: &OpCtx<'_>, o: &ManagedObject, direction: Direction) -> OpResu
             )))
         }
     }
-    let state = o.stored_state();
-    if state == State::DESTROYED || state == State::DESTROYED_COMPROMISED || o.material.is_none() {
+    if o.is_destroyed() {
         return Err(OpError::Destroyed(format!("object {id} is destroyed")));
     }
+    let state = o.stored_state();
     let (allowed, mask_bit, what) = match direction {
         Direction::Encrypt => (
             state == State::ACTIVE,

@@ -66,8 +66,7 @@ fn convert(object: &mut Object, want: KeyFormatType) -> OpResult<()> {
 pub async fn get(ctx: &OpCtx<'_>, p: &GetRequest) -> OpResult<GetResponse> {
     let id = ctx.target(&p.unique_identifier)?;
     let o = ctx.load_online(&id)?;
-    let state = o.stored_state();
-    if state == State::DESTROYED || state == State::DESTROYED_COMPROMISED || o.material.is_none() {
+    if o.is_destroyed() {
         return Err(OpError::Destroyed(format!("object {id} is destroyed")));
     }
     let mut object = ctx.content(&o).await?;

@@ -11,7 +11,7 @@ use super::OpCtx;
 use crate::audit::Event;
 use crate::errors::{OpError, OpResult};
 use kmip::messages::objects::KeyValue;
-use kmip::tables::{State, Tag};
+use kmip::tables::Tag;
 use kmip::{Ctx, ProtocolVersion, Ttlv};
 
 /// Reveal: request OBJECT (id); response entries `object_type`,
@@ -21,8 +21,7 @@ pub async fn reveal(ctx: &OpCtx<'_>, payload: &Ttlv) -> OpResult<Ttlv> {
     let id = text_of(payload, tag::OBJECT)
         .ok_or_else(|| OpError::MissingData("Reveal needs the object's identifier".into()))?;
     let o = ctx.load_online(&id)?;
-    let state = o.stored_state();
-    if state == State::DESTROYED || state == State::DESTROYED_COMPROMISED || o.material.is_none() {
+    if o.is_destroyed() {
         return Err(OpError::KeyValueNotPresent(format!(
             "object {id} is destroyed"
         )));

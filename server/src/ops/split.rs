@@ -22,13 +22,13 @@ use crate::errors::{OpError, OpResult};
 use crate::model::{names, ManagedObject};
 use crate::sharing::{self, SharingError, MAX_PARTS};
 use kmip::messages::attributes::{struct_value, Attribute, Link};
-use kmip::messages::objects::{KeyBlock, KeyValue, Object, SecretData, SplitKey, SymmetricKey};
+use kmip::messages::objects::{KeyBlock, KeyValue, Object, SecretData, SplitKey};
 use kmip::messages::payloads::{
     CreateSplitKeyRequest, CreateSplitKeyResponse, JoinSplitKeyRequest, JoinSplitKeyResponse,
 };
 use kmip::tables::{
     CryptographicAlgorithm, KeyFormatType, LinkType, ObjectType, SecretDataType, SplitKeyMethod,
-    State, Tag,
+    Tag,
 };
 use kmip::{Ttlv, Value};
 use rand::RngCore;
@@ -127,11 +127,6 @@ fn material(kb: &KeyBlock, what: &str) -> OpResult<Zeroizing<Vec<u8>>> {
     }
 }
 
-fn is_destroyed(o: &ManagedObject) -> bool {
-    let s = o.stored_state();
-    s == State::DESTROYED || s == State::DESTROYED_COMPROMISED || o.material.is_none()
-}
-
 fn link(ctx: &OpCtx<'_>, o: &mut ManagedObject, t: LinkType, to: &str) {
     let i = o.next_index(names::LINK);
     o.attributes.push(Attribute {
@@ -188,7 +183,7 @@ pub async fn create_split_key(
         Some(id) => {
             let o = ctx.load_online(id)?;
             source = Some(o.clone());
-            if is_destroyed(&o) {
+            if o.is_destroyed() {
                 return Err(OpError::Destroyed(format!("object {id} is destroyed")));
             }
             if !matches!(
@@ -401,7 +396,7 @@ pub async fn join_split_key(
                 o.object_type
             )));
         }
-        if is_destroyed(&o) {
+        if o.is_destroyed() {
             return Err(OpError::Destroyed(format!("object {id} is destroyed")));
         }
         let Object::SplitKey(sk) = ctx.content(&o).await? else {
@@ -525,18 +520,7 @@ pub async fn join_split_key(
                 names::CRYPTOGRAPHIC_LENGTH,
                 Value::Integer(bits),
             );
-            Object::SymmetricKey(SymmetricKey {
-                key_block: KeyBlock {
-                    key_format_type: KeyFormatType::RAW,
-                    key_value: Some(KeyValue::Plain {
-                        key_material: Ttlv::bytes(Tag::KEY_MATERIAL, secret.to_vec()),
-                        attributes: Vec::new(),
-                    }),
-                    cryptographic_algorithm: Some(alg),
-                    cryptographic_length: Some(bits),
-                    ..Default::default()
-                },
-            })
+            super::create::symmetric_key(alg, bits, &secret)
         }
         _ => Object::SecretData(SecretData {
             secret_data_type: p.secret_data_type.unwrap_or(SecretDataType::SEED),
@@ -572,7 +556,7 @@ mod tests {
     use crate::ops::test_support::TestServer;
     use kmip::messages::attributes::{from_value, TemplateAttribute};
     use kmip::messages::payloads::{GetRequest, RegisterRequest};
-    use kmip::tables::{Operation, ResultReason};
+    use kmip::tables::{Operation, ResultReason, State};
     use kmip::ProtocolVersion;
 
     const V: ProtocolVersion = ProtocolVersion::V1_2;
@@ -604,18 +588,11 @@ mod tests {
             object_type: ObjectType::SYMMETRIC_KEY,
             ..Default::default()
         };
-        p.set_object(Object::SymmetricKey(SymmetricKey {
-            key_block: KeyBlock {
-                key_format_type: KeyFormatType::RAW,
-                key_value: Some(KeyValue::Plain {
-                    key_material: Ttlv::bytes(Tag::KEY_MATERIAL, key.to_vec()),
-                    attributes: Vec::new(),
-                }),
-                cryptographic_algorithm: Some(CryptographicAlgorithm::AES),
-                cryptographic_length: Some(key.len() as i32 * 8),
-                ..Default::default()
-            },
-        }));
+        p.set_object(crate::ops::create::symmetric_key(
+            CryptographicAlgorithm::AES,
+            key.len() as i32 * 8,
+            key,
+        ));
         register(ctx, &p).await.unwrap().unique_identifier
     }
 
